@@ -1,0 +1,262 @@
+"""The classifier: candidate pipelines, their cross-validated comparison, and batch prediction.
+
+Every candidate is one scikit-learn ``Pipeline`` (features, then a probabilistic linear model).
+:func:`compare` scores them by stratified cross-validation on the training split and
+:func:`choose` applies a recorded rule; :class:`Model` wraps the fitted pipeline for batch
+prediction with the strongest features of each decision.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score, log_loss, recall_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.svm import LinearSVC
+
+from triage import registry
+from triage.config import CATEGORIES, URGENT
+from triage.features import ByteNgrams
+from triage.route import Prediction
+from triage.safety import SafetyRules, scan
+
+#: Selection rule, recorded in every manifest: the fastest candidate (batch prediction)
+#: whose cross-validated macro-F1 is within this much of the best one.
+MACRO_F1_TOLERANCE = 0.01
+#: Out-of-fold urgent recall the tuned urgent threshold must reach.
+URGENT_RECALL_TARGET = 0.99
+THRESHOLD_BOUNDS = (0.10, 0.50)
+
+
+def _words() -> TfidfVectorizer:
+    return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
+                           token_pattern=r"(?u)\b\w[\w']*\b|[^\w\s]", max_df=0.9)
+
+
+def _chars() -> TfidfVectorizer:
+    return TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)
+
+
+def _bytes() -> Pipeline:
+    return Pipeline([("ngrams", ByteNgrams(sizes=(3, 4, 5), bits=18)),
+                     ("tfidf", TfidfTransformer(sublinear_tf=True))])
+
+
+def _logreg() -> LogisticRegression:
+    return LogisticRegression(C=20.0, max_iter=3000, class_weight="balanced")
+
+
+def _svm_sigmoid() -> CalibratedClassifierCV:
+    return CalibratedClassifierCV(LinearSVC(C=0.5, class_weight="balanced"),
+                                  method="sigmoid", cv=3)
+
+
+#: name -> factory of an unfitted Pipeline. The first step is always "features".
+CANDIDATES: dict[str, Callable[[], Pipeline]] = {
+    "word_tfidf+logreg": lambda: Pipeline([("features", _words()), ("clf", _logreg())]),
+    "char_tfidf+logreg": lambda: Pipeline([("features", _chars()), ("clf", _logreg())]),
+    "word+char_tfidf+logreg": lambda: Pipeline([
+        ("features", FeatureUnion([("words", _words()), ("chars", _chars())])),
+        ("clf", _logreg())]),
+    "word+char_tfidf+svm_sigmoid": lambda: Pipeline([
+        ("features", FeatureUnion([("words", _words()), ("chars", _chars())])),
+        ("clf", _svm_sigmoid())]),
+    "word+bytes_tfidf+logreg": lambda: Pipeline([
+        ("features", FeatureUnion([("words", _words()), ("bytes", _bytes())])),
+        ("clf", _logreg())]),
+    "word+bytes_tfidf+svm_sigmoid": lambda: Pipeline([
+        ("features", FeatureUnion([("words", _words()), ("bytes", _bytes())])),
+        ("clf", _svm_sigmoid())]),
+    "word_tfidf+svm_sigmoid": lambda: Pipeline([("features", _words()),
+                                                ("clf", _svm_sigmoid())]),
+}
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """Cross-validated figures of one candidate."""
+
+    name: str
+    macro_f1: float
+    urgent_recall: float
+    log_loss: float
+    fit_seconds: float
+    predict_docs_per_second: float
+
+
+def urgent_decisions(proba: np.ndarray, threshold: float) -> np.ndarray:
+    """Category index per row: urgent at or above ``threshold``, else the most probable."""
+    urgent = CATEGORIES.index(URGENT)
+    chosen = proba.argmax(axis=1)
+    chosen[proba[:, urgent] >= threshold] = urgent
+    return chosen
+
+
+def tune_urgent_threshold(proba: np.ndarray, y: np.ndarray,
+                          target: float = URGENT_RECALL_TARGET) -> float:
+    """The highest threshold in :data:`THRESHOLD_BOUNDS` whose urgent recall reaches ``target``.
+
+    ``proba`` columns follow :data:`CATEGORIES`; ``y`` holds category indices.
+    """
+    urgent = CATEGORIES.index(URGENT)
+    is_urgent = y == urgent
+    low, high = THRESHOLD_BOUNDS
+    if not is_urgent.any():
+        return high
+    for threshold in np.round(np.arange(high, low - 1e-9, -0.01), 2):
+        chosen = urgent_decisions(proba, float(threshold))
+        if (chosen[is_urgent] == urgent).mean() >= target:
+            return float(threshold)
+    return low
+
+
+def _ordered_proba(pipeline: Pipeline, texts: Sequence[str]) -> np.ndarray:
+    proba = pipeline.predict_proba(list(texts))
+    order = [list(pipeline.classes_).index(c) for c in CATEGORIES]
+    return np.asarray(proba[:, order])
+
+
+def _throughput(pipeline: Pipeline, texts: Sequence[str], batch: int = 1000) -> float:
+    sample = (list(texts) * (1 + 4000 // max(1, len(texts))))[:4000]
+    start = time.perf_counter()
+    for i in range(0, len(sample), batch):
+        pipeline.predict_proba(sample[i:i + batch])
+    return len(sample) / (time.perf_counter() - start)
+
+
+def compare(texts: Sequence[str], labels: Sequence[str], *, folds: int = 5, seed: int = 13,
+            names: Iterable[str] | None = None,
+            progress: Callable[[str], None] | None = None,
+            ) -> tuple[list[CandidateResult], dict[str, np.ndarray]]:
+    """Score candidates by stratified k-fold CV; also return each one's out-of-fold probabilities."""
+    y = np.array([CATEGORIES.index(label) for label in labels])
+    texts = list(texts)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    results, oof = [], {}
+    for name in names or CANDIDATES:
+        proba = np.zeros((len(texts), len(CATEGORIES)))
+        fit_seconds = 0.0
+        pipeline = None
+        for fold, (train_idx, test_idx) in enumerate(splitter.split(texts, y)):
+            if progress:
+                progress(f"{name}: fold {fold + 1}/{folds}")
+            pipeline = CANDIDATES[name]()
+            start = time.perf_counter()
+            pipeline.fit([texts[i] for i in train_idx], [CATEGORIES[i] for i in y[train_idx]])
+            fit_seconds += time.perf_counter() - start
+            proba[test_idx] = _ordered_proba(pipeline, [texts[i] for i in test_idx])
+        assert pipeline is not None
+        chosen = proba.argmax(axis=1)
+        results.append(CandidateResult(
+            name=name,
+            macro_f1=float(f1_score(y, chosen, average="macro")),
+            urgent_recall=float(recall_score(y == 0, chosen == 0)),
+            log_loss=float(log_loss(y, np.clip(proba, 1e-9, 1), labels=range(len(CATEGORIES)))),
+            fit_seconds=fit_seconds / folds,
+            predict_docs_per_second=_throughput(pipeline, texts),
+        ))
+        oof[name] = proba
+    return results, oof
+
+
+def choose(results: Sequence[CandidateResult]) -> CandidateResult:
+    """The fastest candidate within :data:`MACRO_F1_TOLERANCE` of the best macro-F1."""
+    best = max(r.macro_f1 for r in results)
+    close = [r for r in results if r.macro_f1 >= best - MACRO_F1_TOLERANCE]
+    return max(close, key=lambda r: r.predict_docs_per_second)
+
+
+def results_table(results: Sequence[CandidateResult]) -> list[dict[str, Any]]:
+    """Results as plain dicts for the manifest."""
+    return [asdict(r) for r in results]
+
+
+def _linear_coef(clf: Any) -> np.ndarray:
+    """Coefficients (classes x features) of a linear model, calibrated or not."""
+    if hasattr(clf, "coef_"):
+        return np.asarray(clf.coef_)
+    coefs = [c.estimator.coef_ for c in clf.calibrated_classifiers_]
+    return np.asarray(np.mean(coefs, axis=0))
+
+
+class Model:
+    """A fitted pipeline with what prediction needs: category order, threshold, names."""
+
+    def __init__(self, pipeline: Pipeline, *, version: str, urgent_threshold: float,
+                 safety: SafetyRules, top_features: int = 3) -> None:
+        self.pipeline = pipeline
+        self.version = version
+        self.urgent_threshold = urgent_threshold
+        self.safety = safety
+        self.top_features = top_features
+        classes = list(pipeline.classes_)
+        if sorted(classes) != sorted(CATEGORIES):
+            raise ValueError(f"model classes {classes} are not the five categories")
+        self._order = np.array([classes.index(c) for c in CATEGORIES])
+        coef = _linear_coef(pipeline[-1])[self._order]
+        self._contrib = coef - coef.mean(axis=0)  # per category, relative to the others
+        names = pipeline[0].get_feature_names_out()
+        named = np.array([not str(n).split("__")[-1].startswith(("bytes#", "chars#"))
+                          and not str(n).startswith("chars__") for n in names])
+        self._names = np.array([str(n).split("__", 1)[-1] for n in names], dtype=object)
+        self._named = named
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities, columns in :data:`CATEGORIES` order."""
+        features = self.pipeline[0].transform(list(texts))
+        return np.asarray(self.pipeline[-1].predict_proba(features))[:, self._order]
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """One :class:`Prediction` per text, with top features and safety-net hits."""
+        texts = list(texts)
+        if not texts:
+            return []
+        features = self.pipeline[0].transform(texts)
+        proba = np.asarray(self.pipeline[-1].predict_proba(features))[:, self._order]
+        chosen = urgent_decisions(proba.copy(), self.urgent_threshold)
+        top = self._top_features(features, chosen)
+        urgent = CATEGORIES.index(URGENT)
+        out = []
+        for i, text in enumerate(texts):
+            hits = scan(text, self.safety) if chosen[i] != urgent else ()
+            out.append(Prediction(
+                probabilities=dict(zip(CATEGORIES, proba[i].tolist(), strict=True)),
+                features=top[i], safety=hits))
+        return out
+
+    def _top_features(self, features: Any, chosen: np.ndarray) -> list[tuple[str, ...]]:
+        """The ``top_features`` named features pushing hardest towards each chosen category."""
+        csr = features.tocsr()
+        rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+        keep = self._named[csr.indices]
+        rows, cols, vals = rows[keep], csr.indices[keep], csr.data[keep]
+        contrib = vals * self._contrib[chosen[rows], cols]
+        positive = contrib > 0
+        rows, cols, contrib = rows[positive], cols[positive], contrib[positive]
+        order = np.lexsort((-contrib, rows))
+        rows, cols = rows[order], cols[order]
+        starts = np.searchsorted(rows, np.arange(csr.shape[0]))
+        rank = np.arange(len(rows)) - starts[rows]
+        take = rank < self.top_features
+        result: list[list[str]] = [[] for _ in range(csr.shape[0])]
+        for r, c in zip(rows[take].tolist(), cols[take].tolist(), strict=True):
+            result[r].append(self._names[c])
+        return [tuple(r) for r in result]
+
+
+def load_model(models_dir: Path, safety: SafetyRules, *, version: str | None = None,
+               signing_key: str | None = None) -> Model:
+    """Verify and load a version (the promoted one by default) as a :class:`Model`."""
+    version = version or registry.promoted(models_dir)
+    artefact = registry.load_verified(models_dir, version, signing_key)
+    return Model(artefact.pipeline, version=artefact.version,
+                 urgent_threshold=float(artefact.manifest["urgent_threshold"]), safety=safety)
