@@ -226,6 +226,124 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- service ----------------------------------------------------------------------------------
+
+def _logging(settings: Settings) -> None:
+    import logging
+
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the service: consume, classify, route; /metrics, /healthz, /readyz over HTTP."""
+    from aiohttp import web
+
+    from triage.api import build_app
+
+    settings = _settings(args)
+    _logging(settings)
+    web.run_app(build_app(settings), host=settings.http_host, port=settings.http_port,
+                shutdown_timeout=settings.shutdown_grace_seconds, print=None,
+                handle_signals=True)
+    return EXIT_OK
+
+
+async def _publish_file(settings: Settings, path: Path, exchange: str) -> int:
+    from triage.broker import connect, declare, publish_lines
+
+    bodies = [line.rstrip(b"\n") for line in path.read_bytes().splitlines() if line.strip()]
+    connection = await connect(settings)
+    try:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        await declare(channel, settings)
+        return await publish_lines(channel, exchange, bodies, settings.publish_timeout_seconds)
+    finally:
+        await connection.close()
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Send each line of a JSON-lines file to the inbound exchange, with confirms."""
+    import asyncio
+
+    settings = _settings(args)
+    exchange = args.exchange or settings.inbound_exchange
+    sent = asyncio.run(_publish_file(settings, args.file, exchange))
+    print(f"published {sent} messages to {exchange} (confirmed by the broker)")
+    return EXIT_OK
+
+
+async def _peek(settings: Settings, queue_name: str, count: int) -> list[dict[str, Any]]:
+    from triage.broker import connect
+
+    connection = await connect(settings)
+    shown: list[dict[str, Any]] = []
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(queue_name, ensure=True)
+        held = []
+        for _ in range(count):
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                break
+            held.append(message)
+            try:
+                body: Any = orjson.loads(message.body)
+            except orjson.JSONDecodeError:
+                body = message.body.decode("utf-8", "replace")
+            headers = {k: (v.decode() if isinstance(v, bytes) else v)
+                       for k, v in (message.headers or {}).items() if k.startswith("x-")}
+            shown.append({"headers": headers, "body": body})
+        for message in held:
+            await message.nack(requeue=True)
+    finally:
+        await connection.close()
+    return shown
+
+
+def cmd_peek(args: argparse.Namespace) -> int:
+    """Show up to N messages waiting in a queue, and put them back."""
+    import asyncio
+
+    settings = _settings(args)
+    shown = asyncio.run(_peek(settings, args.queue, args.count))
+    for item in shown:
+        print(json.dumps(item, default=str, ensure_ascii=False))
+    print(f"{len(shown)} message(s) shown from {args.queue}; all put back", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _queue_counts(settings: Settings) -> dict[str, int]:
+    from triage.broker import connect, declare
+
+    connection = await connect(settings)
+    try:
+        channel = await connection.channel()
+        await declare(channel, settings)
+        names = [settings.inbound_queue, *settings.ticket_queues, settings.dead_queue,
+                 settings.events_queue]
+        counts = {}
+        for name in names:
+            queue = await channel.declare_queue(name, passive=True)
+            counts[name] = int(queue.declaration_result.message_count or 0)
+        return counts
+    finally:
+        await connection.close()
+
+
+def cmd_queues(args: argparse.Namespace) -> int:
+    """Messages waiting in each queue of the topology."""
+    import asyncio
+
+    counts = asyncio.run(_queue_counts(_settings(args)))
+    if args.json:
+        print(json.dumps(counts))
+    else:
+        for name, count in counts.items():
+            print(f"{name:<20}{count:>8}")
+    return EXIT_OK
+
+
 # --- corpus -----------------------------------------------------------------------------------
 
 def cmd_corpus_build(args: argparse.Namespace) -> int:
@@ -285,6 +403,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("list", cmd_models_list, "list model versions", msub)
     add("promote", cmd_models_promote, "promote a version", msub).add_argument("version")
     add("rollback", cmd_models_rollback, "return to the previous version", msub)
+
+    add("worker", cmd_worker, "run the triage service (TRIAGE_* settings)")
+    p = add("publish", cmd_publish, "publish a JSON-lines file to the inbound exchange")
+    p.add_argument("file", type=Path)
+    p.add_argument("--exchange", help="default: TRIAGE_INBOUND_EXCHANGE")
+    p = add("peek", cmd_peek, "show messages waiting in a queue without losing them "
+            "(each peek counts as one delivery attempt on a quorum queue)")
+    p.add_argument("queue")
+    p.add_argument("--count", type=int, default=10)
+    p = add("queues", cmd_queues, "count the messages waiting in each queue")
+    p.add_argument("--json", action="store_true")
 
     corpus_p = add("corpus", lambda a: EXIT_USAGE, "build or describe the labelled corpus")
     csub = corpus_p.add_subparsers(dest="corpus_command", required=True)

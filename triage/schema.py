@@ -65,7 +65,7 @@ class InboundMessage(_Model):
     platform: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_.-]+$")
     kind: Kind
     text: str = Field(max_length=20000)
-    created_at: datetime
+    created_at: datetime | None = None
     author: Author
     account: Account
     received_at: datetime | None = None

@@ -1,0 +1,356 @@
+"""The triage worker: inbound messages in, routed tickets out, at least once, nothing lost.
+
+One batch at a time: take what is waiting (up to ``batch_max``; never wait to fill a batch),
+decode, dead-letter what cannot be read, look the ticket ids up in the store, classify the new
+ones off the event loop, record them, publish every ticket with confirms, mark the confirmed
+ones published, and only then ack the inbound messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
+from aiormq.exceptions import DeliveryError
+from pamqp import commands as spec
+
+from triage import sla
+from triage.broker import Topology, dead_letter, declare, persistent, publish_confirmed
+from triage.classify import Model
+from triage.config import HEADER_SCHEMA, TICKET_SCHEMA_VERSION, Settings
+from triage.metrics import Metrics
+from triage.route import Decision, Rules, decide
+from triage.schema import InboundMessage, Rejection, Ticket, decode, encode
+from triage.store import Store
+
+log = logging.getLogger("triage.worker")
+T = TypeVar("T")
+
+
+@dataclass
+class ModelRef:
+    """The model and routing rules in use; replaced as a whole on reload."""
+
+    model: Model
+    rules: Rules
+
+
+@dataclass
+class _Pending:
+    """One ticket to publish and the inbound deliveries waiting on it."""
+
+    ticket_id: str
+    body: bytes
+    queue: str
+    category: str
+    received_at: float
+    deliveries: list[AbstractIncomingMessage] = field(default_factory=list)
+
+
+def ticket_row(message: InboundMessage, decision: Decision, model_version: str,
+               received_at: float, routed_at: float) -> tuple[dict[str, Any], bytes]:
+    """The store row and the published body of one new ticket."""
+    created = message.created_at.timestamp() if message.created_at else None
+    start = sla.clock_start(created, received_at)
+    respond_by = sla.deadline(start, decision.sla_seconds)
+    ticket = Ticket(
+        ticket_id=message.ticket_id, message=message, category=decision.category,
+        priority=decision.priority, queue=decision.queue, review=decision.review,
+        confidence=round(decision.confidence, 4), reasons=list(decision.reasons),
+        model_version=model_version,
+        received_at=datetime.fromtimestamp(received_at, UTC),
+        routed_at=datetime.fromtimestamp(routed_at, UTC),
+        respond_by=datetime.fromtimestamp(respond_by, UTC) if respond_by else None,
+    )
+    body = encode(ticket)
+    row = {
+        "ticket_id": ticket.ticket_id, "platform": message.platform,
+        "message_id": message.id, "category": decision.category, "queue": decision.queue,
+        "priority": decision.priority, "review": decision.review,
+        "confidence": decision.confidence, "model_version": model_version,
+        "sla_seconds": decision.sla_seconds, "sla_start": start, "respond_by": respond_by,
+        "received_at": received_at, "routed_at": routed_at, "state": "routed",
+        "body": body.decode(),
+    }
+    return row, body
+
+
+class Worker:
+    """Consumes the inbound queue until :meth:`stop`."""
+
+    def __init__(self, settings: Settings, store: Store, models: ModelRef, metrics: Metrics,
+                 *, clock: Callable[[], float] = time.time,
+                 executor: Executor | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.models = models
+        self.metrics = metrics
+        self.clock = clock
+        self.executor = executor or ThreadPoolExecutor(max_workers=1,
+                                                       thread_name_prefix="classify")
+        self._buffer: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._consumer_tag: str | None = None
+        self.consume_channel: AbstractChannel | None = None
+        self.publish_channel: AbstractChannel | None = None
+        self.topology: Topology | None = None
+        self.handled = 0
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self, connection: AbstractRobustConnection) -> None:
+        """Open channels, declare the topology and start consuming."""
+        self.publish_channel = await connection.channel(publisher_confirms=True,
+                                                        on_return_raises=True)
+        self.topology = await declare(self.publish_channel, self.settings)
+        self.consume_channel = await connection.channel()
+        await self.consume_channel.set_qos(prefetch_count=self.settings.prefetch)
+        queue = await self.consume_channel.get_queue(self.settings.inbound_queue, ensure=False)
+        self._consumer_tag = await queue.consume(self._on_message, no_ack=False)
+        self._queue = queue
+        self.metrics.consumers.labels(self.settings.inbound_queue).set(1)
+        self._task = asyncio.create_task(self._loop(), name="triage-batches")
+        log.info("consuming %s (prefetch %d, batches up to %d)", self.settings.inbound_queue,
+                 self.settings.prefetch, self.settings.batch_max)
+
+    @property
+    def consuming(self) -> bool:
+        """True while the consumer is attached on an open channel."""
+        channel = self.consume_channel
+        return bool(self._consumer_tag and channel is not None and not channel.is_closed
+                    and not self._stopping)
+
+    async def stop(self) -> None:
+        """Stop consuming, finish and ack in-flight work, close the channels; reject nothing."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except Exception as exc:  # the channel may already be gone
+                log.warning("cancelling the consumer failed: %s", type(exc).__name__)
+        self.metrics.consumers.labels(self.settings.inbound_queue).set(0)
+        await self._buffer.put(None)
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, self.settings.shutdown_grace_seconds)
+            except TimeoutError:
+                log.warning("in-flight work did not finish within the grace period; "
+                            "unacked messages go back to the queue")
+                self._task.cancel()
+        for channel in (self.consume_channel, self.publish_channel):
+            if channel is not None and not channel.is_closed:
+                await channel.close()
+        log.info("worker stopped after %d messages", self.handled)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        await self._buffer.put(message)
+
+    async def _loop(self) -> None:
+        while True:
+            first = await self._buffer.get()
+            batch = [] if first is None else [first]
+            while len(batch) < self.settings.batch_max and not self._buffer.empty():
+                item = self._buffer.get_nowait()
+                if item is not None:
+                    batch.append(item)
+            if batch:
+                await self._handle_safely(batch)
+            if self._stopping and self._buffer.empty():
+                return
+
+    async def _handle_safely(self, batch: list[AbstractIncomingMessage]) -> None:
+        """Handle a batch; if it crashes, retry message by message to isolate the cause."""
+        try:
+            await self.handle(batch)
+            return
+        except Exception:
+            log.exception("a batch of %d failed; retrying one message at a time", len(batch))
+        for message in batch:
+            try:
+                await self.handle([message])
+            except Exception as exc:
+                # Requeued: the broker counts deliveries and dead-letters it at the limit.
+                log.error("a message failed processing (%s); requeued", type(exc).__name__)
+                await _settle(message.nack(requeue=True))
+
+    # --- one batch ----------------------------------------------------------------------
+
+    async def handle(self, batch: Sequence[AbstractIncomingMessage]) -> None:
+        """Process one batch end to end (decode, dedupe, classify, record, publish, ack)."""
+        started = time.perf_counter()
+        now = self.clock()
+        received = datetime.fromtimestamp(now, UTC)
+        self.metrics.batch_size.observe(len(batch))
+        self.metrics.last_message.set(now)
+
+        decoded: list[tuple[AbstractIncomingMessage, InboundMessage]] = []
+        for delivery in batch:
+            result = decode(delivery.body, max_bytes=self.settings.max_body_bytes,
+                            received_at=received)
+            if isinstance(result, Rejection):
+                await self._reject(delivery, result.reason, result.detail)
+                continue
+            self.metrics.messages_received.labels(result.platform_label, result.kind).inc()
+            decoded.append((delivery, result))
+
+        pending: dict[str, _Pending] = {}
+        fresh: dict[str, InboundMessage] = {}
+        known = await self._retry_store("known", self.store.known,
+                                        list(dict.fromkeys(m.ticket_id for _, m in decoded)))
+        for delivery, message in decoded:
+            tid = message.ticket_id
+            if tid in pending:
+                pending[tid].deliveries.append(delivery)
+                continue
+            stored = known.get(tid)
+            if stored is not None and stored.published:
+                self.metrics.duplicates_suppressed.inc()
+                await _settle(delivery.ack())
+                continue
+            received_at = (message.received_at or received).timestamp()
+            if stored is not None:
+                data = orjson.loads(stored.body)
+                pending[tid] = _Pending(tid, stored.body.encode(), data["queue"],
+                                        data["category"], received_at, [delivery])
+                self.metrics.tickets_republished.inc()
+            else:
+                fresh[tid] = message
+                pending[tid] = _Pending(tid, b"", "", "", received_at, [delivery])
+
+        if fresh:
+            await self._classify_and_record(fresh, pending)
+        self.metrics.batch_seconds.labels("prepare").observe(time.perf_counter() - started)
+        if pending:
+            await self._publish(list(pending.values()))
+        self.handled += len(batch)
+        self.metrics.batch_seconds.labels("total").observe(time.perf_counter() - started)
+
+    async def _classify_and_record(self, fresh: dict[str, InboundMessage],
+                                   pending: dict[str, _Pending]) -> None:
+        models = self.models  # an in-flight batch finishes on the model it started with
+        texts = [m.text for m in fresh.values()]
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter()
+        predictions = await loop.run_in_executor(self.executor, models.model.predict, texts)
+        self.metrics.batch_seconds.labels("classify").observe(time.perf_counter() - start)
+        routed_at = self.clock()
+        rows = []
+        for (tid, message), prediction in zip(fresh.items(), predictions, strict=True):
+            decision = decide(prediction, models.rules)
+            item = pending[tid]
+            row, body = ticket_row(message, decision, models.model.version, item.received_at,
+                                   routed_at)
+            item.body, item.queue, item.category = body, decision.queue, decision.category
+            rows.append(row)
+            self.metrics.classifier_confidence.labels(decision.category).observe(
+                decision.confidence)
+            if decision.review:
+                why = "safety_net" if any(r.startswith("safety:") for r in decision.reasons) \
+                    else "low_confidence"
+                self.metrics.review_routed.labels(why).inc()
+            for reason in decision.reasons:
+                if reason.startswith("safety:"):
+                    self.metrics.safety_net.labels(reason[7:]).inc()
+        await self._retry_store("record", self.store.record, rows)
+
+    async def _publish(self, items: list[_Pending]) -> None:
+        assert self.topology is not None
+        exchange = self.topology.tickets_exchange
+        timeout = self.settings.publish_timeout_seconds
+        start = time.perf_counter()
+        results = await asyncio.gather(*(
+            publish_confirmed(exchange, persistent(
+                item.body, message_id=item.ticket_id,
+                headers={HEADER_SCHEMA: f"ticket/{TICKET_SCHEMA_VERSION}",
+                         "category": item.category}), item.queue, timeout)
+            for item in items), return_exceptions=True)
+        self.metrics.batch_seconds.labels("publish").observe(time.perf_counter() - start)
+        confirmed = [item for item, result in zip(items, results, strict=True)
+                     if not isinstance(result, BaseException)]
+        now = self.clock()
+        await self._retry_store("mark_published", self.store.mark_published,
+                                [i.ticket_id for i in confirmed], now)
+        for item, result in zip(items, results, strict=True):
+            if not isinstance(result, BaseException):
+                self.metrics.tickets_routed.labels(item.category, item.queue).inc()
+                self.metrics.routing_latency.labels(item.category).observe(
+                    max(0.0, now - item.received_at))
+                for delivery in item.deliveries:
+                    await _settle(delivery.ack())
+                if len(item.deliveries) > 1:
+                    self.metrics.duplicates_suppressed.inc(len(item.deliveries) - 1)
+            elif isinstance(result, DeliveryError) and isinstance(result.frame,
+                                                                   spec.Basic.Return):
+                self.metrics.publish_failures.labels("unroutable").inc()
+                for delivery in item.deliveries:
+                    await self._reject(delivery, "unroutable",
+                                       f"queue {item.queue!r} is not bound to "
+                                       f"{self.settings.tickets_exchange!r}")
+            else:
+                reason = "timeout" if isinstance(result, TimeoutError) else "not_confirmed"
+                self.metrics.publish_failures.labels(reason).inc()
+                log.warning("a ticket was not confirmed (%s); its message is requeued",
+                            type(result).__name__)
+                for delivery in item.deliveries:
+                    await _settle(delivery.nack(requeue=True))
+
+    async def _reject(self, delivery: AbstractIncomingMessage, reason: str, detail: str) -> None:
+        """Dead-letter a delivery with its reason, then ack it (never requeue it in a loop)."""
+        assert self.topology is not None
+        try:
+            await dead_letter(self.topology.dead_exchange, delivery.body, reason=reason,
+                              detail=detail, source_queue=self.settings.inbound_queue,
+                              headers=delivery.headers,
+                              timeout=self.settings.publish_timeout_seconds)
+        except Exception as exc:
+            log.error("dead-lettering failed (%s); the message is requeued", type(exc).__name__)
+            await _settle(delivery.nack(requeue=True))
+            return
+        self.metrics.messages_dead_lettered.labels(reason).inc()
+        await _settle(delivery.ack())
+
+    async def _retry_store(self, operation: str, func: Callable[..., Awaitable[T]],
+                           *args: Any) -> T:
+        """Run a store operation until it succeeds; while it fails nothing is acked."""
+        attempt = 0
+        while True:
+            try:
+                return await func(*args)
+            except Exception as exc:
+                attempt += 1
+                self.metrics.store_errors.labels(operation).inc()
+                if self._stopping and attempt > 3:
+                    raise
+                delay = compute_backoff(attempt)
+                log.warning("ticket store %s failed (%s); retry %d in %.1fs", operation,
+                            type(exc).__name__, attempt, delay)
+                await asyncio.sleep(delay)
+
+
+def compute_backoff(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): doubling, capped."""
+    return float(min(cap, base * (2 ** max(0, attempt - 1))))
+
+
+async def _settle(action: Awaitable[Any]) -> None:
+    """Ack or nack, tolerating a channel that closed meanwhile (the broker redelivers)."""
+    try:
+        await action
+    except Exception as exc:
+        log.warning("could not settle a delivery (%s); the broker will redeliver it",
+                    type(exc).__name__)

@@ -1,0 +1,220 @@
+"""The ticket store: the idempotency key of the worker and the state of every ticket.
+
+SQLAlchemy Core over SQLite (default, one file) or PostgreSQL (``TRIAGE_DB_URL``), async.
+Times are Unix seconds (``float``) so both databases compare them the same way.
+
+A ticket row is written *before* its ticket is published and marked ``published_at`` once the
+broker confirmed it: a redelivered message whose row is published is a duplicate; one whose row
+is not yet published is published again from the stored body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+metadata = sa.MetaData()
+
+tickets = sa.Table(
+    "tickets", metadata,
+    sa.Column("ticket_id", sa.String(64), primary_key=True),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("message_id", sa.String(200), nullable=False),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("queue", sa.String(200), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("review", sa.Boolean, nullable=False, default=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("sla_seconds", sa.Float, nullable=True),
+    sa.Column("sla_start", sa.Float, nullable=False),
+    sa.Column("respond_by", sa.Float, nullable=True),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("routed_at", sa.Float, nullable=False),
+    sa.Column("published_at", sa.Float, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False, default="routed"),
+    sa.Column("claimed_at", sa.Float, nullable=True),
+    sa.Column("responded_at", sa.Float, nullable=True),
+    sa.Column("resolved_at", sa.Float, nullable=True),
+    sa.Column("at_risk_at", sa.Float, nullable=True),
+    sa.Column("breached_at", sa.Float, nullable=True),
+    sa.Column("escalated_at", sa.Float, nullable=True),
+    sa.Column("reclassified_to", sa.String(32), nullable=True),
+    sa.Column("reclassified_at", sa.Float, nullable=True),
+    sa.Column("agent", sa.String(200), nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Index("ix_tickets_open", "state", "category", "sla_start"),
+    sa.Index("ix_tickets_unpublished", "published_at"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the store already knows of a ticket id."""
+
+    ticket_id: str
+    published: bool
+    body: str
+
+
+class StoreError(Exception):
+    """The ticket store cannot be reached or refused an operation."""
+
+
+def async_url(url: str) -> str:
+    """Map ``sqlite:///x.db`` and ``postgresql://…`` to their async drivers."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    return url
+
+
+class Store:
+    """Async access to the tickets table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Connect, set SQLite up for several processes (WAL), create the table if missing."""
+        url = async_url(url)
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs.update(pool_size=5, max_overflow=5, pool_pre_ping=True)
+        engine = create_async_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            @sa.event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.close()
+        store = cls(engine)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+        except Exception as exc:
+            await engine.dispose()
+            raise StoreError(f"cannot open the ticket store: {type(exc).__name__}") from exc
+        return store
+
+    async def close(self) -> None:
+        """Release every connection."""
+        await self.engine.dispose()
+
+    async def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def _insert(self) -> Any:
+        return (postgresql.insert(tickets) if self.dialect == "postgresql"
+                else sqlite.insert(tickets))
+
+    async def known(self, ticket_ids: Sequence[str]) -> dict[str, Stored]:
+        """Tickets already recorded, by id."""
+        if not ticket_ids:
+            return {}
+        query = sa.select(tickets.c.ticket_id, tickets.c.published_at, tickets.c.body).where(
+            tickets.c.ticket_id.in_(list(ticket_ids)))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {r.ticket_id: Stored(r.ticket_id, r.published_at is not None, r.body)
+                for r in rows}
+
+    async def record(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert new ticket rows; a row whose id exists already is left as it is."""
+        if not rows:
+            return
+        statement = self._insert().on_conflict_do_nothing(index_elements=["ticket_id"])
+        async with self.engine.begin() as conn:
+            await conn.execute(statement, [dict(r) for r in rows])
+
+    async def mark_published(self, ticket_ids: Iterable[str], at: float) -> None:
+        """Record that the broker confirmed these tickets."""
+        ids = list(ticket_ids)
+        if not ids:
+            return
+        statement = (tickets.update().where(tickets.c.ticket_id.in_(ids))
+                     .where(tickets.c.published_at.is_(None)).values(published_at=at))
+        async with self.engine.begin() as conn:
+            await conn.execute(statement)
+
+    async def get(self, ticket_id: str) -> dict[str, Any] | None:
+        """One ticket row, or None."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                sa.select(tickets).where(tickets.c.ticket_id == ticket_id))).first()
+        return dict(row._mapping) if row else None
+
+    async def update_where(self, ticket_id: str, conditions: Sequence[Any],
+                           values: Mapping[str, Any]) -> bool:
+        """Set ``values`` on a ticket if ``conditions`` hold; True when a row changed.
+
+        A conditional update is how several processes agree on who does something once.
+        """
+        statement = tickets.update().where(tickets.c.ticket_id == ticket_id, *conditions)
+        async with self.engine.begin() as conn:
+            result = await conn.execute(statement.values(**values))
+        return bool(result.rowcount)
+
+    async def claim_once(self, column: str, ticket_ids: Sequence[str], at: float) -> list[str]:
+        """Set ``column`` (e.g. ``breached_at``) where it is still empty; return ids that won."""
+        won = []
+        col = tickets.c[column]
+        async with self.engine.begin() as conn:
+            for ticket_id in ticket_ids:
+                result = await conn.execute(
+                    tickets.update().where(tickets.c.ticket_id == ticket_id, col.is_(None))
+                    .values({column: at}))
+                if result.rowcount:
+                    won.append(ticket_id)
+        return won
+
+    async def unanswered(self) -> list[dict[str, Any]]:
+        """Published tickets with an SLA and no first response yet."""
+        query = sa.select(
+            tickets.c.ticket_id, tickets.c.category, tickets.c.queue, tickets.c.sla_start,
+            tickets.c.respond_by, tickets.c.sla_seconds, tickets.c.at_risk_at,
+            tickets.c.breached_at, tickets.c.escalated_at, tickets.c.body,
+        ).where(tickets.c.responded_at.is_(None), tickets.c.respond_by.is_not(None),
+                tickets.c.published_at.is_not(None), tickets.c.state != "resolved")
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+
+    async def open_counts(self) -> list[tuple[str, str, int]]:
+        """(category, state, count) of tickets not resolved."""
+        query = (sa.select(tickets.c.category, tickets.c.state, sa.func.count())
+                 .where(tickets.c.state != "resolved")
+                 .group_by(tickets.c.category, tickets.c.state))
+        async with self.engine.connect() as conn:
+            return [(r[0], r[1], int(r[2])) for r in (await conn.execute(query)).all()]
+
+    async def count(self) -> int:
+        """Number of tickets."""
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(sa.select(sa.func.count()).select_from(tickets)))
+                       .scalar_one())
+
+    async def reclassified(self) -> list[dict[str, Any]]:
+        """Tickets an agent reclassified: labelled examples for retraining."""
+        query = sa.select(tickets.c.ticket_id, tickets.c.category, tickets.c.reclassified_to,
+                          tickets.c.reclassified_at, tickets.c.body).where(
+            tickets.c.reclassified_to.is_not(None)).order_by(tickets.c.reclassified_at)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(query)).all()]
