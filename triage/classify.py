@@ -37,9 +37,14 @@ URGENT_RECALL_TARGET = 0.99
 THRESHOLD_BOUNDS = (0.10, 0.50)
 
 
+#: Words (with inner apostrophes) and single non-ASCII symbols such as emoji. ASCII
+#: punctuation is left out: it says more about who wrote a message than what it means.
+WORD_TOKENS = r"(?u)\b\w[\w']*\b|[^\w\s\x00-\x7f]"
+
+
 def _words() -> TfidfVectorizer:
     return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
-                           token_pattern=r"(?u)\b\w[\w']*\b|[^\w\s]", max_df=0.9)
+                           token_pattern=WORD_TOKENS, max_df=0.9)
 
 
 def _chars() -> TfidfVectorizer:
@@ -95,7 +100,7 @@ class CandidateResult:
 
 def urgent_decisions(proba: np.ndarray, threshold: float) -> np.ndarray:
     """Category index per row: urgent at or above ``threshold``, else the most probable."""
-    urgent = CATEGORIES.index(URGENT)
+    chosen: np.ndarray = proba.argmax(axis=1)
     chosen = proba.argmax(axis=1)
     chosen[proba[:, urgent] >= threshold] = urgent
     return chosen
@@ -120,9 +125,9 @@ def tune_urgent_threshold(proba: np.ndarray, y: np.ndarray,
 
 
 def _ordered_proba(pipeline: Pipeline, texts: Sequence[str]) -> np.ndarray:
-    proba = pipeline.predict_proba(list(texts))
+    proba = np.asarray(pipeline.predict_proba(list(texts)))
     order = [list(pipeline.classes_).index(c) for c in CATEGORIES]
-    return np.asarray(proba[:, order])
+    return proba[:, order]
 
 
 def _throughput(pipeline: Pipeline, texts: Sequence[str], batch: int = 1000) -> float:
@@ -137,7 +142,7 @@ def compare(texts: Sequence[str], labels: Sequence[str], *, folds: int = 5, seed
             names: Iterable[str] | None = None,
             progress: Callable[[str], None] | None = None,
             ) -> tuple[list[CandidateResult], dict[str, np.ndarray]]:
-    """Score candidates by stratified k-fold CV; also return each one's out-of-fold probabilities."""
+    """Score candidates by stratified k-fold CV; also return their out-of-fold probabilities."""
     y = np.array([CATEGORIES.index(label) for label in labels])
     texts = list(texts)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)

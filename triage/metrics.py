@@ -11,7 +11,8 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from triage.config import Settings
+from triage.config import CATEGORIES, Settings
+from triage.schema import REJECT_REASONS
 
 #: Bucket edges before SLA targets are merged in: 10 ms to 2 days.
 BASE_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -116,3 +117,19 @@ class Metrics:
         self.last_message = Gauge(
             "triage_last_message_timestamp_seconds",
             "Unix time of the last inbound message this process handled.", registry=r)
+        self._zero(settings)
+
+    def _zero(self, settings: Settings) -> None:
+        """Create every known label set at 0, so the first event of a kind is an increase."""
+        for reason in REJECT_REASONS:
+            self.messages_dead_lettered.labels(reason)
+        for category, route in settings.routes.items():
+            for counter in (self.sla_breaches, self.sla_at_risk, self.escalations):
+                counter.labels(category)
+            self.tickets_routed.labels(category, route.queue)
+            self.tickets_routed.labels(category, settings.review_queue)
+            for met in ("true", "false"):
+                self.sla_met.labels(category, met)
+        for reason in ("unroutable", "timeout", "not_confirmed"):
+            self.publish_failures.labels(reason)
+        assert set(settings.routes) == set(CATEGORIES)

@@ -79,14 +79,14 @@ def decide(prediction: Prediction, rules: Rules) -> Decision:
         category = best_guess(probs)
         reasons.append(f"model:{category}")
     confidence = float(probs.get(category, 0.0))
-    fired = [h for h in prediction.safety]
+    fired = prediction.safety
     reasons += [f"safety:{h.name}" for h in fired]
     reasons += [f"feature:{f}" for f in prediction.features]
 
     urgent = rules.routes[URGENT]
     if category != URGENT and any(h.action == "urgent" for h in fired):
-        return Decision(URGENT, urgent.queue, urgent.priority, urgent.sla_seconds, confidence,
-                        False, tuple(reasons))
+        return Decision(URGENT, urgent.queue, urgent.priority, urgent.sla_seconds,
+                        float(probs.get(URGENT, 0.0)), False, tuple(reasons))
     if category != URGENT and fired:
         return Decision(category, rules.review_queue, urgent.priority, urgent.sla_seconds,
                         confidence, True, tuple(reasons))

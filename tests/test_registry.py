@@ -1,0 +1,85 @@
+"""Artefacts: sha256 and HMAC checks before loading; promotion gates; rollback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from triage import registry
+from triage.registry import ModelError
+
+
+@pytest.fixture
+def models(tmp_path: Path, shipped_models: Path) -> tuple[Path, str]:
+    """A private copy of the shipped models folder and its promoted version."""
+    target = tmp_path / "models"
+    version = registry.promoted(shipped_models)
+    target.mkdir()
+    shutil.copytree(shipped_models / version, target / version)
+    shutil.copy(shipped_models / registry.REGISTRY, target / registry.REGISTRY)
+    return target, version
+
+
+def _clone(models_dir: Path, version: str, new: str, **metrics: Any) -> str:
+    shutil.copytree(models_dir / version, models_dir / new)
+    path = models_dir / new / registry.MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["version"] = new
+    manifest["metrics"]["test"].update(metrics)
+    path.write_text(json.dumps(manifest))
+    return new
+
+
+def test_shipped_model_verifies_and_loads(models: tuple[Path, str]) -> None:
+    models_dir, version = models
+    artefact = registry.load_verified(models_dir, version, None)
+    assert artefact.version == version
+    assert hasattr(artefact.pipeline, "predict_proba")
+
+
+def test_tampered_artefact_is_refused(models: tuple[Path, str]) -> None:
+    models_dir, version = models
+    with (models_dir / version / registry.ARTEFACT).open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelError, match="does not match the manifest"):
+        registry.load_verified(models_dir, version, None)
+
+
+def test_signing_key_requires_a_valid_signature(models: tuple[Path, str]) -> None:
+    models_dir, version = models
+    with pytest.raises(ModelError, match="not signed"):
+        registry.verify(models_dir, version, "s3cret")
+    path = models_dir / version / registry.MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["signature"] = {"alg": "hmac-sha256", "value": registry.sign(manifest, "s3cret")}
+    path.write_text(json.dumps(manifest))
+    assert registry.verify(models_dir, version, "s3cret")["version"] == version
+    with pytest.raises(ModelError, match="signature is not valid"):
+        registry.verify(models_dir, version, "another-key")
+    manifest["urgent_threshold"] = 0.99  # a tampered manifest no longer matches its HMAC
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="signature is not valid"):
+        registry.verify(models_dir, version, "s3cret")
+
+
+def test_promotion_gates_and_rollback(models: tuple[Path, str]) -> None:
+    models_dir, version = models
+    current = registry.read_manifest(models_dir, version)["metrics"]["test"]
+    weak = _clone(models_dir, version, "v-weak-urgent", urgent_recall=0.97)
+    with pytest.raises(ModelError, match="urgent recall"):
+        registry.promote(models_dir, weak, None)
+    worse = _clone(models_dir, version, "v-worse-f1", urgent_recall=0.99,
+                   macro_f1=current["macro_f1"] - 0.01)
+    with pytest.raises(ModelError, match="below the current model"):
+        registry.promote(models_dir, worse, None)
+    better = _clone(models_dir, version, "v-better", urgent_recall=0.99,
+                    macro_f1=current["macro_f1"] + 0.01)
+    assert registry.promote(models_dir, better, None)["promoted"] == better
+    assert registry.promoted(models_dir) == better
+    assert registry.rollback(models_dir, None)["promoted"] == version
+    with pytest.raises(ModelError, match="nothing to roll back"):
+        registry.rollback(models_dir, None)
