@@ -100,8 +100,8 @@ class CandidateResult:
 
 def urgent_decisions(proba: np.ndarray, threshold: float) -> np.ndarray:
     """Category index per row: urgent at or above ``threshold``, else the most probable."""
+    urgent = CATEGORIES.index(URGENT)
     chosen: np.ndarray = proba.argmax(axis=1)
-    chosen = proba.argmax(axis=1)
     chosen[proba[:, urgent] >= threshold] = urgent
     return chosen
 
