@@ -47,6 +47,7 @@ import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 from prometheus_client.parser import text_string_to_metric_families
 
+import triage
 from triage import config
 from triage.broker import declare, persistent, publish_confirmed, publish_lines, queue_arguments
 
@@ -57,6 +58,7 @@ PT_IN, PT_OUT = "bench.pt.in", "bench.pt.out"
 #: The four police accounts of the sample feed, with their account types.
 ACCOUNTS = (("@NorthShiresPolice", "force"), ("@SouthvaleConstab", "force"),
             ("@WestvaleNPT_Central", "neighbourhood"), ("@PCJordanBeat", "officer"))
+KINDS = frozenset({"mention", "reply", "comment", "dm"})
 PREFILL_WINDOW = 1000
 LATENCY_TARGET_MS = 100.0
 RATIO_TARGET = 0.70
@@ -80,7 +82,9 @@ def load_texts(path: Path) -> list[tuple[str, str, str]]:
         row = orjson.loads(line)
         text = row.get("text")
         if isinstance(text, str) and text.strip() and len(text) < 20000:
-            out.append((text, str(row.get("platform") or "x"), str(row.get("kind") or "mention")))
+            plat, kind = str(row.get("platform") or "x"), str(row.get("kind"))
+            out.append((text, plat if plat.isalnum() and plat.islower() else "x",
+                        kind if kind in KINDS else "mention"))
     if not out:
         raise SystemExit(f"no usable texts in {path}")
     return out
@@ -232,8 +236,7 @@ def broker_pid() -> int | None:
 
 @dataclass
 class CpuMeter:
-    """CPU of the consumer, the broker, the benchmark itself and everything else, in % of
-    one core over an interval."""
+    """CPU shares (% of one core) of the consumer, broker, benchmark and everything else."""
 
     consumer: int
     broker: int | None
@@ -249,8 +252,13 @@ class CpuMeter:
         self.start = self._read()
 
     def end(self) -> dict[str, float]:
-        """Shares since :meth:`begin`: consumer, broker, bench, others."""
+        """Shares since :meth:`begin`: consumer, broker, bench, others.
+
+        Raises if the broker restarted meanwhile (someone else's doing): the figures are void.
+        """
         now = self._read()
+        if self.broker is not None and broker_pid() != self.broker:
+            raise RuntimeError("RabbitMQ restarted during the measurement; the figures are void")
         d = [b - a for a, b in zip(self.start, now, strict=True)]
         seconds = max(1e-9, d[0])
         others = max(0.0, d[1] - d[2] - d[3] - d[4])
@@ -375,6 +383,8 @@ async def _collect(url: str, queues: list[str], pipe: Connection) -> None:
 
     loop = asyncio.get_running_loop()
     connection = await aio_pika.connect(url, client_properties={"connection_name": "collector"})
+    lost: list[str] = []
+    connection.close_callbacks.add(lambda *_: lost.append("closed"))
     try:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=1000)
@@ -384,7 +394,7 @@ async def _collect(url: str, queues: list[str], pipe: Connection) -> None:
         while True:
             command = await loop.run_in_executor(None, pipe.recv)
             if command == "count":
-                pipe.send(len(arrivals))
+                pipe.send(-1 if lost else len(arrivals))
             elif command == "take":
                 pipe.send(dict(arrivals))
                 arrivals.clear()
@@ -528,7 +538,12 @@ async def latency_runs(name: str, url: str, channel: AbstractChannel, exchange: 
             sent, achieved, failures = await offer(exchange, bodies, rate)
             cpu = meter.end()
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and await collector.ask("count") < len(sent):
+            while time.monotonic() < deadline:
+                count = await collector.ask("count")
+                if count < 0:
+                    raise RuntimeError("the collector lost its broker connection")
+                if count >= len(sent):
+                    break
                 await asyncio.sleep(0.1)
             batches = stages(before, await scrape()) if scrape else {}
             arrivals: dict[str, float] = await collector.ask("take")
@@ -656,8 +671,21 @@ def machine_info(models_dir: Path) -> dict[str, Any]:
         "platform": platform.platform(terse=True), "aio_pika": version("aio-pika"),
         "scikit_learn": version("scikit-learn"), "load_avg_1m": round(os.getloadavg()[0], 2),
         "model": registry.get("promoted"), "models_dir": str(models_dir),
-        "others_at_start_pct": others_now(),
+        "others_at_start_pct": others_now(), "triage_code": code_state(),
     }
+
+
+def code_state() -> str:
+    """Where the triage package comes from, and its git commit (``+dirty`` if edited)."""
+    package = Path(triage.__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(package), "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = dirty = ""
+    return f"{package} {commit or '(not a git checkout)'}{' +dirty' if dirty else ''}"
 
 
 def others_now(seconds: float = 1.0) -> float:
@@ -682,6 +710,7 @@ def format_table(report: Report, messages: int) -> str:
              f"         RabbitMQ {m.get('rabbitmq')}, aio-pika {m['aio_pika']}, scikit-learn "
              f"{m['scikit_learn']}; load {m['load_avg_1m']} and other processes "
              f"{m.get('others_at_start_pct', -1):.0f}% of a core at start",
+             f"code: {m['triage_code']}",
              f"model: {m['model']} ({m['models_dir']}); store: fresh SQLite",
              "", "sustained rate from a pre-filled queue (first to last output message; "
              "CPU in % of one core)",
@@ -699,19 +728,20 @@ def format_table(report: Report, messages: int) -> str:
                      f"{verdict})")
     if report.latencies:
         lines += ["", "latency, inbound publish -> output message received (ms)",
-                  f"  {'process':<12}{'offered':>8}{'achieved':>9}{'msgs':>7}{'lost':>6}"
+                  f"  {'process':<12}{'offered':>8}{'achieved':>9}{'msgs':>7}{'lost':>6}{'fail':>5}"
                   f"{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}   {cpu_head}"]
         for lat in report.latencies:
             lines.append(f"  {lat.process:<12}{lat.offered_rate:>8.0f}{lat.achieved_rate:>9.1f}"
-                         f"{lat.sent:>7}{lat.lost:>6}{lat.p50_ms:>8.1f}{lat.p95_ms:>8.1f}"
+                         f"{lat.sent:>7}{lat.lost:>6}{lat.publish_failures:>5}{lat.p50_ms:>8.1f}"
+                         f"{lat.p95_ms:>8.1f}"
                          f"{lat.p99_ms:>8.1f}{lat.max_ms:>8.1f}   {_cpu(lat.cpu_pct)}")
         target = [x for x in report.latencies if x.process == "worker" and x.offered_rate == 200]
         if target:
             ok = target[0].p99_ms <= LATENCY_TARGET_MS and target[0].lost == 0
             lines.append(f"  worker p99 @ 200 msg/s = {target[0].p99_ms:.1f} ms  (target <= "
                          f"{LATENCY_TARGET_MS:.0f} ms: {'ok' if ok else 'MISSED'})")
-    busiest = max([m.get("others_at_start_pct", 0.0)]
-                  + [x.cpu_pct["others"] for x in [*report.rates, *report.latencies]])
+    phases: list[Rate | Latency] = [*report.rates, *report.latencies]
+    busiest = max([m.get("others_at_start_pct", 0.0)] + [x.cpu_pct["others"] for x in phases])
     if busiest > NOISY_OTHERS_PCT:
         lines.append(f"WARNING: other processes used up to {busiest:.0f}% of a core during the "
                      "run; the figures are disturbed, run again on a quiet machine")
@@ -728,6 +758,17 @@ def format_table(report: Report, messages: int) -> str:
                          f"{st['mark_ack']:>9.1f}{st['total']:>7.1f}")
     lines += [f"ERROR: {e}" for e in report.errors]
     return "\n".join(lines)
+
+
+def _no_nan(value: Any) -> Any:
+    """NaN (no data) as null, so that the JSON is strict."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_nan(v) for v in value]
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -748,10 +789,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     args.models_dir = resolve_models_dir(args.models_dir)
-    quiet_deadline = time.monotonic() + args.wait_quiet
-    while time.monotonic() < quiet_deadline and others_now() > NOISY_OTHERS_PCT:
-        log("other processes are busy; waiting for a quiet machine")
-        time.sleep(4)
+    quiet_deadline, quiet = time.monotonic() + args.wait_quiet, 0
+    while time.monotonic() < quiet_deadline and quiet < 5:  # 5 quiet seconds in a row
+        quiet = quiet + 1 if others_now() <= NOISY_OTHERS_PCT else 0
+        if not quiet:
+            log("other processes are busy; waiting for a quiet machine")
+            time.sleep(4)
 
     def terminate(*_: Any) -> None:
         raise KeyboardInterrupt
@@ -769,8 +812,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"vhost {vhost}, work dir {tmp}")
             asyncio.run(run(args, url, Path(tmp), children, report))
         except (Exception, KeyboardInterrupt) as exc:
-            report.errors.append(f"{type(exc).__name__}: {exc}")
-            log(f"failed: {type(exc).__name__}: {exc}")
+            why = ("interrupted (SIGINT or SIGTERM)" if isinstance(exc, KeyboardInterrupt)
+                   else f"{type(exc).__name__}: {exc}")
+            report.errors.append(why)
+            log(f"failed: {why}")
         finally:
             children.stop_all()
             try:
@@ -779,7 +824,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 report.errors.append(f"could not delete vhost {vhost}: {exc}")
     report.machine["elapsed_s"] = round(time.monotonic() - started, 1)
     if args.json:
-        print(json.dumps(asdict(report), indent=2))
+        print(json.dumps(_no_nan(asdict(report)), indent=2))
     else:
         print(format_table(report, args.messages))
         print(f"(run took {report.machine['elapsed_s']:.0f} s)")

@@ -90,7 +90,7 @@ def shipped_models() -> Path:
 def make_settings(tmp_path: Path, amqp_url: str | None = None, **overrides: Any) -> Settings:
     """Settings with every exchange and queue name prefixed, so tests do not collide."""
     prefix = "t" + uuid.uuid4().hex[:8]
-    routes = {c: {"queue": f"{prefix}.cc.{c}"} for c in CATEGORIES}
+    routes: dict[str, dict[str, Any]] = {c: {"queue": f"{prefix}.cc.{c}"} for c in CATEGORIES}
     values: dict[str, Any] = {
         "amqp_url": amqp_url or "amqp://guest:guest@127.0.0.1:5672/",
         "db_url": f"sqlite:///{tmp_path / 'tickets.db'}",
@@ -103,6 +103,8 @@ def make_settings(tmp_path: Path, amqp_url: str | None = None, **overrides: Any)
         "batch_max": 50, "prefetch": 100, "shutdown_grace_seconds": 10,
         "eval_dir": ROOT.parent / "shared" / "eval",
     }
+    for category, route in overrides.pop("routes", {}).items():
+        routes[category].update(route)
     values.update(overrides)
     return config.load(**values)
 

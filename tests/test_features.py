@@ -1,30 +1,48 @@
-"""The batch byte n-gram transformer follows the scikit-learn transformer contract."""
+"""The batch n-gram transformer follows the scikit-learn transformer contract."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from triage.features import ByteNgrams
+from triage.features import BatchNgrams
 
-TEXTS = ["Someone is trying my door", "", "🔪 outside now!!", "a", "Lost wallet on the 42 bus"]
+TEXTS = ["Someone is trying my door", "", "🔪 outside now!!", "a", "Lost wallet on the 42 bus",
+         "he's got a KNIFE", "café née"]
 
 
 def test_batch_equals_one_at_a_time() -> None:
-    t = ByteNgrams(sizes=(3, 4), bits=12).fit(TEXTS)
+    t = BatchNgrams(word_bits=12, byte_bits=12).fit(TEXTS)
     batch = t.transform(TEXTS).toarray()
     single = np.vstack([t.transform([x]).toarray() for x in TEXTS])
-    assert batch.shape == (5, 4096)
+    assert batch.shape == (len(TEXTS), 8192)
     np.testing.assert_array_equal(batch, single)
 
 
-def test_counts_are_case_and_digit_folded() -> None:
-    t = ByteNgrams(sizes=(3,), bits=16).fit([])
-    a, b = t.transform(["Bus 42"]).toarray(), t.transform(["bus 17"]).toarray()
-    np.testing.assert_array_equal(a, b)
-    # " bus 00 " padded: 6 trigrams
-    assert a.sum() == len(" bus 00 ") - 2
+def test_case_and_digits_are_folded_and_punctuation_separates_words() -> None:
+    t = BatchNgrams(byte_sizes=(), min_df=1).fit(["bus 42 now"])
+    a = t.transform(["Bus 42, NOW!"])
+    b = t.transform(["bus 17 now"])
+    np.testing.assert_array_equal(a.toarray(), b.toarray())
+    assert a.nnz == 3 + 2  # three words, two word pairs
+    assert np.isclose(np.linalg.norm(a.toarray()), 1.0)  # the word block is L2-normalised
+
+
+def test_rare_ngrams_are_dropped_and_blocks_normalised_separately() -> None:
+    t = BatchNgrams(byte_sizes=(3,), byte_bits=12, word_bits=12).fit(
+        ["knife now", "knife here", "only once"])
+    row = t.transform(["knife once"]).toarray()[0]
+    words, chars = row[:4096], row[4096:]
+    assert np.count_nonzero(words) == 1  # "knife" (df 2); "once" and "knife once" are rare
+    assert np.isclose(np.linalg.norm(words), 1.0) and np.isclose(np.linalg.norm(chars), 1.0)
+
+
+def test_buckets_are_named_after_training_ngrams() -> None:
+    t = BatchNgrams(byte_sizes=(), min_df=1).fit(["he's got a knife", "a knife"])
+    names = set(t.feature_names().values())
+    assert {"he's", "knife", "a knife", "got a"} <= names
 
 
 def test_empty_text_has_no_features() -> None:
-    t = ByteNgrams().fit([])
+    t = BatchNgrams().fit([])
     assert t.transform([""]).nnz == 0
+    assert t.transform([]).shape == (0, t.n_features_out_)

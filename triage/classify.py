@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, log_loss, recall_score
 from sklearn.model_selection import StratifiedKFold
@@ -25,7 +25,7 @@ from sklearn.svm import LinearSVC
 
 from triage import registry
 from triage.config import CATEGORIES, URGENT
-from triage.features import ByteNgrams
+from triage.features import BatchNgrams
 from triage.route import Prediction
 from triage.safety import SafetyRules, scan
 
@@ -51,9 +51,8 @@ def _chars() -> TfidfVectorizer:
     return TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)
 
 
-def _bytes() -> Pipeline:
-    return Pipeline([("ngrams", ByteNgrams(sizes=(3, 4, 5), bits=18)),
-                     ("tfidf", TfidfTransformer(sublinear_tf=True))])
+def _batch(**params: Any) -> list[tuple[str, Any]]:
+    return [("features", BatchNgrams(**params))]
 
 
 def _logreg() -> LogisticRegression:
@@ -65,7 +64,7 @@ def _svm_sigmoid() -> CalibratedClassifierCV:
                                   method="sigmoid", cv=3)
 
 
-#: name -> factory of an unfitted Pipeline. The first step is always "features".
+#: name -> factory of an unfitted Pipeline: "features" first, the classifier last.
 CANDIDATES: dict[str, Callable[[], Pipeline]] = {
     "word_tfidf+logreg": lambda: Pipeline([("features", _words()), ("clf", _logreg())]),
     "char_tfidf+logreg": lambda: Pipeline([("features", _chars()), ("clf", _logreg())]),
@@ -75,14 +74,9 @@ CANDIDATES: dict[str, Callable[[], Pipeline]] = {
     "word+char_tfidf+svm_sigmoid": lambda: Pipeline([
         ("features", FeatureUnion([("words", _words()), ("chars", _chars())])),
         ("clf", _svm_sigmoid())]),
-    "word+bytes_tfidf+logreg": lambda: Pipeline([
-        ("features", FeatureUnion([("words", _words()), ("bytes", _bytes())])),
-        ("clf", _logreg())]),
-    "word+bytes_tfidf+svm_sigmoid": lambda: Pipeline([
-        ("features", FeatureUnion([("words", _words()), ("bytes", _bytes())])),
-        ("clf", _svm_sigmoid())]),
-    "word_tfidf+svm_sigmoid": lambda: Pipeline([("features", _words()),
-                                                ("clf", _svm_sigmoid())]),
+    "batch_word+byte+logreg": lambda: Pipeline([*_batch(), ("clf", _logreg())]),
+    "batch_word+byte+svm_sigmoid": lambda: Pipeline([*_batch(), ("clf", _svm_sigmoid())]),
+    "batch_word+logreg": lambda: Pipeline([*_batch(byte_sizes=()), ("clf", _logreg())]),
 }
 
 
@@ -193,6 +187,24 @@ def _linear_coef(clf: Any) -> np.ndarray:
     return np.asarray(np.mean(coefs, axis=0))
 
 
+def _feature_names(features: Any) -> dict[int, str]:
+    """Readable names by column: words and word pairs, not character n-grams."""
+    if isinstance(features, BatchNgrams):
+        return features.feature_names()
+    if isinstance(features, FeatureUnion):
+        names_by_column: dict[int, str] = {}
+        offset = 0
+        for _, part in features.transformer_list:
+            width = int(getattr(part, "n_features_out_", 0)) or len(
+                part.get_feature_names_out())
+            names_by_column.update({offset + i: n for i, n in _feature_names(part).items()})
+            offset += width
+        return names_by_column
+    names = features.get_feature_names_out()
+    return {i: str(n).split("__", 1)[-1] for i, n in enumerate(names)
+            if not str(n).startswith("chars__")}
+
+
 class Model:
     """A fitted pipeline with what prediction needs: category order, threshold, names."""
 
@@ -209,15 +221,13 @@ class Model:
         self._order = np.array([classes.index(c) for c in CATEGORIES])
         coef = _linear_coef(pipeline[-1])[self._order]
         self._contrib = coef - coef.mean(axis=0)  # per category, relative to the others
-        names = pipeline[0].get_feature_names_out()
-        named = np.array([not str(n).split("__")[-1].startswith(("bytes#", "chars#"))
-                          and not str(n).startswith("chars__") for n in names])
-        self._names = np.array([str(n).split("__", 1)[-1] for n in names], dtype=object)
-        self._named = named
+        self._names = _feature_names(pipeline[0])
+        self._named = np.zeros(coef.shape[1], dtype=bool)
+        self._named[list(self._names)] = True
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, columns in :data:`CATEGORIES` order."""
-        features = self.pipeline[0].transform(list(texts))
+        features = self.pipeline[:-1].transform(list(texts))
         return np.asarray(self.pipeline[-1].predict_proba(features))[:, self._order]
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
@@ -225,7 +235,7 @@ class Model:
         texts = list(texts)
         if not texts:
             return []
-        features = self.pipeline[0].transform(texts)
+        features = self.pipeline[:-1].transform(texts)
         proba = np.asarray(self.pipeline[-1].predict_proba(features))[:, self._order]
         chosen = urgent_decisions(proba.copy(), self.urgent_threshold)
         top = self._top_features(features, chosen)
@@ -253,8 +263,9 @@ class Model:
         rank = np.arange(len(rows)) - starts[rows]
         take = rank < self.top_features
         result: list[list[str]] = [[] for _ in range(csr.shape[0])]
+        names = self._names
         for r, c in zip(rows[take].tolist(), cols[take].tolist(), strict=True):
-            result[r].append(self._names[c])
+            result[r].append(names[c])
         return [tuple(r) for r in result]
 
 

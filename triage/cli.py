@@ -240,12 +240,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from triage.api import build_app
+    from triage.http import AccessLog
 
     settings = _settings(args)
     _logging(settings)
     web.run_app(build_app(settings), host=settings.http_host, port=settings.http_port,
                 shutdown_timeout=settings.shutdown_grace_seconds, print=None,
-                handle_signals=True)
+                handle_signals=True, access_log_class=AccessLog)
     return EXIT_OK
 
 
@@ -344,6 +345,39 @@ def cmd_queues(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _feedback(settings: Settings) -> list[dict[str, Any]]:
+    from triage.store import Store
+
+    store = await Store.open(settings.db_url)
+    try:
+        rows = await store.reclassified()
+    finally:
+        await store.close()
+    out = []
+    for row in rows:
+        ticket = orjson.loads(row["body"])
+        message = ticket["message"]
+        out.append({"id": f"fb-{row['ticket_id']}", "text": message["text"],
+                    "label": row["reclassified_to"], "split": "train", "source": "feedback",
+                    "model_category": ticket["category"],
+                    "model_version": ticket["model_version"],
+                    "kind": message["kind"], "platform": message["platform"]})
+    return out
+
+
+def cmd_feedback_export(args: argparse.Namespace) -> int:
+    """Write agents' corrections as labelled JSON lines for `triage train --extra`."""
+    import asyncio
+
+    rows = asyncio.run(_feedback(_settings(args)))
+    with args.out.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    print(f"wrote {len(rows)} corrected examples to {args.out}; "
+          f"train on them with: triage train --extra {args.out}")
+    return EXIT_OK
+
+
 # --- corpus -----------------------------------------------------------------------------------
 
 def cmd_corpus_build(args: argparse.Namespace) -> int:
@@ -414,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=10)
     p = add("queues", cmd_queues, "count the messages waiting in each queue")
     p.add_argument("--json", action="store_true")
+
+    feedback = add("feedback", lambda a: EXIT_USAGE, "agents' corrections as training data")
+    fsub = feedback.add_subparsers(dest="feedback_command", required=True)
+    p = add("export", cmd_feedback_export, "export reclassified tickets as labelled lines", fsub)
+    p.add_argument("--out", type=Path, default=Path("feedback.jsonl"))
 
     corpus_p = add("corpus", lambda a: EXIT_USAGE, "build or describe the labelled corpus")
     csub = corpus_p.add_subparsers(dest="corpus_command", required=True)

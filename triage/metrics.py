@@ -114,6 +114,13 @@ class Metrics:
         self.store_errors = Counter(
             "triage_store_errors_total", "Ticket store operations that failed.", ["operation"],
             registry=r)
+        self.http_requests = Counter(
+            "triage_http_requests_total", "HTTP requests answered, by route name and status.",
+            ["route", "code"], registry=r)
+        self.http_messages = Counter(
+            "triage_http_messages_published_total",
+            "Inbound messages published (confirmed) from the HTTP front door, by source "
+            "(x, meta, producer).", ["source"], registry=r)
         self.last_message = Gauge(
             "triage_last_message_timestamp_seconds",
             "Unix time of the last inbound message this process handled.", registry=r)
@@ -132,4 +139,8 @@ class Metrics:
                 self.sla_met.labels(category, met)
         for reason in ("unroutable", "timeout", "not_confirmed"):
             self.publish_failures.labels(reason)
+        for outcome in ("ok", "refused"):
+            self.model_reloads.labels(outcome)
+        for source in ("x", "meta", "producer"):
+            self.http_messages.labels(source)
         assert set(settings.routes) == set(CATEGORIES)

@@ -29,6 +29,7 @@ REJECT_REASONS = (
     "unknown_schema_version",
     "unroutable",
     "delivery_limit",
+    "unknown_ticket",
 )
 
 #: Platforms we label metrics with; anything else counts as "other".
