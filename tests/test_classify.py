@@ -37,9 +37,12 @@ def test_tuned_threshold_is_the_highest_reaching_the_recall_target() -> None:
     proba = rows((0.9, 0.1, 0, 0, 0), (0.6, 0.4, 0, 0, 0), (0.4, 0.6, 0, 0, 0),
                  (0.2, 0, 0, 0, 0.8), (0.3, 0, 0, 0, 0.7))
     y = np.array([U, U, U, U, CH])
-    assert tune_urgent_threshold(proba, y, target=0.5) == 0.5
+    assert tune_urgent_threshold(proba, y, target=0.5) == 0.6
     assert tune_urgent_threshold(proba, y, target=0.75) == 0.4
     assert tune_urgent_threshold(proba, y, target=1.0) == 0.2
+    # the safety net catches the 0.2 row: a higher threshold reaches full recall
+    forced = np.array([False, False, False, True, False])
+    assert tune_urgent_threshold(proba, y, target=1.0, forced=forced) == 0.4
     never = rows((0.0, 0, 0, 0, 1.0))
     assert tune_urgent_threshold(never, np.array([U]), target=1.0) == 0.1  # the floor
 

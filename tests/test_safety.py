@@ -29,6 +29,15 @@ FIRES = [
     ("my little sister got took", "abduction_now"),
     ("they dragged a woman into a van on Elm Road", "abduction_now"),
     ("please help me now he is here", "help_emergency"),
+    ("Boy drowning in the canal by the lock, hurry", "emergency_now"),
+    ("taken all my pills. sorry mum", "self_harm_intent"),
+    ("i took 40 sertraline an hour ago", "self_harm_intent"),
+    ("I have decided that I will not be here tomorrow. I have written letters", "self_harm_intent"),
+    ("My dad's threatening to shoot himself. Shotgun.", "self_harm_intent"),
+    ("my son's missing, 6yrs old", "missing_vulnerable_now"),
+    ("Wee boy about 4 wandering on his own by the Clyde walkway", "missing_vulnerable_now"),
+    ("Someone waving a samurai sword, Grainger St", "weapon_now"),
+    ("bf's choking me, hiding in toilet", "domestic_now"),
 ]
 
 SILENT = [
@@ -48,6 +57,12 @@ SILENT = [
     "my son went missing last year and you took 6 hours to take it seriously",
     "Please share: missing teenager appeal from @NorthShiresPolice",
     "Thanks to the officers who found my dad with dementia yesterday, he's home safe",
+    "My son's 17, can he go to the careers evening on his own?",
+    "City ran riot at the Etihad, 6-0",
+    "shots fired 🔥 with the roast of the sarge",
+    "Euro final. Penalties. England. I can't. I'm hiding in the loo",
+    "my nan's handbag is missing after the market, she's home now",
+    "We're going to set the world on fire with our charity bake sale!",
 ]
 
 

@@ -276,3 +276,18 @@ def _texts(n: int) -> list[str]:
             (Path(__file__).resolve().parent.parent / "models" / "corpus" / "corpus.jsonl")
             .read_text().splitlines()]
     return [rows[i % len(rows)]["text"] for i in range(n)]
+
+
+async def test_ticket_bodies_follow_the_ticket_v1_contract(amqp_url: str,
+                                                           settings_factory: Any) -> None:
+    from triage.schema import Ticket
+
+    settings = settings_factory(amqp_url)
+    async with running_worker(settings):
+        await publish(settings, [json.dumps(inbound(f"c-{i}", t)).encode() for i, t in
+                                 enumerate(["he is outside with a knife right now",
+                                            "thanks for the quick help today"])])
+        got = await collect(settings, tickets=2, settle=0.3)
+    for _, body in got.tickets:
+        ticket = Ticket.model_validate(body)
+        assert ticket.ticket_id == ticket.message.ticket_id

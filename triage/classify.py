@@ -34,7 +34,7 @@ from triage.safety import SafetyRules, scan
 MACRO_F1_TOLERANCE = 0.01
 #: Out-of-fold urgent recall the tuned urgent threshold must reach.
 URGENT_RECALL_TARGET = 0.99
-THRESHOLD_BOUNDS = (0.10, 0.50)
+THRESHOLD_BOUNDS = (0.10, 0.60)
 
 
 #: Words (with inner apostrophes) and single non-ASCII symbols such as emoji. ASCII
@@ -56,7 +56,7 @@ def _batch(**params: Any) -> list[tuple[str, Any]]:
 
 
 def _logreg() -> LogisticRegression:
-    return LogisticRegression(C=20.0, max_iter=3000, class_weight="balanced")
+    return LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced")
 
 
 def _svm_sigmoid() -> CalibratedClassifierCV:
@@ -67,7 +67,6 @@ def _svm_sigmoid() -> CalibratedClassifierCV:
 #: name -> factory of an unfitted Pipeline: "features" first, the classifier last.
 CANDIDATES: dict[str, Callable[[], Pipeline]] = {
     "word_tfidf+logreg": lambda: Pipeline([("features", _words()), ("clf", _logreg())]),
-    "char_tfidf+logreg": lambda: Pipeline([("features", _chars()), ("clf", _logreg())]),
     "word+char_tfidf+logreg": lambda: Pipeline([
         ("features", FeatureUnion([("words", _words()), ("chars", _chars())])),
         ("clf", _logreg())]),
@@ -101,10 +100,12 @@ def urgent_decisions(proba: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def tune_urgent_threshold(proba: np.ndarray, y: np.ndarray,
-                          target: float = URGENT_RECALL_TARGET) -> float:
+                          target: float = URGENT_RECALL_TARGET,
+                          forced: np.ndarray | None = None) -> float:
     """The highest threshold in :data:`THRESHOLD_BOUNDS` whose urgent recall reaches ``target``.
 
-    ``proba`` columns follow :data:`CATEGORIES`; ``y`` holds category indices.
+    ``proba`` columns follow :data:`CATEGORIES`; ``y`` holds category indices; ``forced``
+    marks rows the safety net sends to urgent whatever the threshold.
     """
     urgent = CATEGORIES.index(URGENT)
     is_urgent = y == urgent
@@ -113,6 +114,8 @@ def tune_urgent_threshold(proba: np.ndarray, y: np.ndarray,
         return high
     for threshold in np.round(np.arange(high, low - 1e-9, -0.01), 2):
         chosen = urgent_decisions(proba, float(threshold))
+        if forced is not None:
+            chosen[forced] = urgent
         if (chosen[is_urgent] == urgent).mean() >= target:
             return float(threshold)
     return low

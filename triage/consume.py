@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from triage.classify import Model
 from triage.config import HEADER_SCHEMA, TICKET_SCHEMA_VERSION, Settings
 from triage.metrics import Metrics
 from triage.route import Decision, Rules, decide
-from triage.schema import InboundMessage, Rejection, Ticket, decode, encode
+from triage.schema import InboundMessage, Rejection, decode
 from triage.store import Store
 
 log = logging.getLogger("triage.worker")
@@ -61,22 +62,20 @@ class _Pending:
 
 def ticket_row(message: InboundMessage, decision: Decision, model_version: str,
                received_at: float, routed_at: float) -> tuple[dict[str, Any], bytes]:
-    """The store row and the published body of one new ticket."""
+    """The store row and the published body (ticket v1, see :class:`Ticket`) of a new ticket."""
     created = message.created_at.timestamp() if message.created_at else None
     start = sla.clock_start(created, received_at)
     respond_by = sla.deadline(start, decision.sla_seconds)
-    ticket = Ticket(
-        ticket_id=message.ticket_id, message=message, category=decision.category,
-        priority=decision.priority, queue=decision.queue, review=decision.review,
-        confidence=round(decision.confidence, 4), reasons=list(decision.reasons),
-        model_version=model_version,
-        received_at=datetime.fromtimestamp(received_at, UTC),
-        routed_at=datetime.fromtimestamp(routed_at, UTC),
-        respond_by=datetime.fromtimestamp(respond_by, UTC) if respond_by else None,
-    )
-    body = encode(ticket)
+    body = orjson.dumps({
+        "version": TICKET_SCHEMA_VERSION, "ticket_id": message.ticket_id,
+        "message": message.model_dump(mode="json"), "category": decision.category,
+        "priority": decision.priority, "queue": decision.queue, "review": decision.review,
+        "confidence": round(decision.confidence, 4), "reasons": list(decision.reasons),
+        "model_version": model_version, "received_at": _iso(received_at),
+        "routed_at": _iso(routed_at), "respond_by": _iso(respond_by) if respond_by else None,
+    })
     row = {
-        "ticket_id": ticket.ticket_id, "platform": message.platform,
+        "ticket_id": message.ticket_id, "platform": message.platform,
         "message_id": message.id, "category": decision.category, "queue": decision.queue,
         "priority": decision.priority, "review": decision.review,
         "confidence": decision.confidence, "model_version": model_version,
@@ -85,6 +84,18 @@ def ticket_row(message: InboundMessage, decision: Decision, model_version: str,
         "body": body.decode(),
     }
     return row, body
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+@dataclass
+class _Outcome:
+    """How each delivery of a batch is to be settled, once earlier batches are."""
+
+    ack: list[AbstractIncomingMessage] = field(default_factory=list)
+    requeue: list[AbstractIncomingMessage] = field(default_factory=list)
 
 
 class Worker:
@@ -161,6 +172,16 @@ class Worker:
         await self._buffer.put(message)
 
     async def _loop(self) -> None:
+        """Take batches off the buffer; up to two in flight, settled in delivery order.
+
+        While one batch waits for the broker's confirms the next is decoded and classified.
+        Each batch settles (acks) only after the one before it has, so one
+        ``ack(multiple=True)`` per batch never acks a delivery of an unfinished batch.
+        """
+        slots = asyncio.Semaphore(2)
+        previous = asyncio.Event()
+        previous.set()
+        running: set[asyncio.Task[None]] = set()
         while True:
             first = await self._buffer.get()
             batch = [] if first is None else [first]
@@ -169,44 +190,73 @@ class Worker:
                 if item is not None:
                     batch.append(item)
             if batch:
-                await self._handle_safely(batch)
+                await slots.acquire()
+                settled = asyncio.Event()
+                task = asyncio.create_task(self._run(batch, previous, settled, slots))
+                running.add(task)
+                task.add_done_callback(running.discard)
+                previous = settled
             if self._stopping and self._buffer.empty():
+                if running:
+                    await asyncio.gather(*running, return_exceptions=True)
                 return
 
-    async def _handle_safely(self, batch: list[AbstractIncomingMessage]) -> None:
-        """Handle a batch; if it crashes, retry message by message to isolate the cause."""
+    async def _run(self, batch: list[AbstractIncomingMessage], previous: asyncio.Event,
+                   settled: asyncio.Event, slots: asyncio.Semaphore) -> None:
         try:
-            await self.handle(batch)
-            return
-        except Exception:
-            log.exception("a batch of %d failed; retrying one message at a time", len(batch))
+            try:
+                outcome = await self.handle(batch)
+            except Exception:
+                log.exception("a batch of %d failed; retrying one message at a time",
+                              len(batch))
+                outcome = await self._one_by_one(batch)
+            await previous.wait()
+            await _settle_all(outcome)
+            self.handled += len(batch)
+        finally:
+            settled.set()
+            slots.release()
+
+    async def _one_by_one(self, batch: list[AbstractIncomingMessage]) -> _Outcome:
+        """Retry a failed batch message by message to isolate the one that crashes."""
+        outcome = _Outcome()
         for message in batch:
             try:
-                await self.handle([message])
+                single = await self.handle([message])
+                outcome.ack += single.ack
+                outcome.requeue += single.requeue
             except Exception as exc:
                 # Requeued: the broker counts deliveries and dead-letters it at the limit.
                 log.error("a message failed processing (%s); requeued", type(exc).__name__)
-                await _settle(message.nack(requeue=True))
+                outcome.requeue.append(message)
+        return outcome
 
     # --- one batch ----------------------------------------------------------------------
 
-    async def handle(self, batch: Sequence[AbstractIncomingMessage]) -> None:
-        """Process one batch end to end (decode, dedupe, classify, record, publish, ack)."""
+    async def handle(self, batch: Sequence[AbstractIncomingMessage]) -> _Outcome:
+        """Process one batch (decode, dedupe, classify, record, publish); say how to settle it.
+
+        Nothing is acked here: the caller settles the batch once earlier batches are settled.
+        """
         started = time.perf_counter()
         now = self.clock()
         received = datetime.fromtimestamp(now, UTC)
         self.metrics.batch_size.observe(len(batch))
         self.metrics.last_message.set(now)
+        outcome = _Outcome()
 
         decoded: list[tuple[AbstractIncomingMessage, InboundMessage]] = []
+        received_by: Counter[tuple[str, str]] = Counter()
         for delivery in batch:
             result = decode(delivery.body, max_bytes=self.settings.max_body_bytes,
                             received_at=received)
             if isinstance(result, Rejection):
-                await self._reject(delivery, result.reason, result.detail)
+                await self._reject(delivery, result.reason, result.detail, outcome)
                 continue
-            self.metrics.messages_received.labels(result.platform_label, result.kind).inc()
+            received_by[(result.platform_label, result.kind)] += 1
             decoded.append((delivery, result))
+        for (platform, kind), count in received_by.items():
+            self.metrics.messages_received.labels(platform, kind).inc(count)
 
         pending: dict[str, _Pending] = {}
         fresh: dict[str, InboundMessage] = {}
@@ -220,7 +270,7 @@ class Worker:
             stored = known.get(tid)
             if stored is not None and stored.published:
                 self.metrics.duplicates_suppressed.inc()
-                await _settle(delivery.ack())
+                outcome.ack.append(delivery)
                 continue
             received_at = (message.received_at or received).timestamp()
             if stored is not None:
@@ -236,9 +286,9 @@ class Worker:
             await self._classify_and_record(fresh, pending)
         self.metrics.batch_seconds.labels("prepare").observe(time.perf_counter() - started)
         if pending:
-            await self._publish(list(pending.values()))
-        self.handled += len(batch)
+            await self._publish(list(pending.values()), outcome)
         self.metrics.batch_seconds.labels("total").observe(time.perf_counter() - started)
+        return outcome
 
     async def _classify_and_record(self, fresh: dict[str, InboundMessage],
                                    pending: dict[str, _Pending]) -> None:
@@ -268,7 +318,7 @@ class Worker:
                     self.metrics.safety_net.labels(reason[7:]).inc()
         await self._retry_store("record", self.store.record, rows)
 
-    async def _publish(self, items: list[_Pending]) -> None:
+    async def _publish(self, items: list[_Pending], outcome: _Outcome) -> None:
         assert self.topology is not None
         exchange = self.topology.tickets_exchange
         timeout = self.settings.publish_timeout_seconds
@@ -285,13 +335,13 @@ class Worker:
         now = self.clock()
         await self._retry_store("mark_published", self.store.mark_published,
                                 [i.ticket_id for i in confirmed], now)
+        routed: Counter[tuple[str, str]] = Counter()
         for item, result in zip(items, results, strict=True):
             if not isinstance(result, BaseException):
-                self.metrics.tickets_routed.labels(item.category, item.queue).inc()
+                routed[(item.category, item.queue)] += 1
                 self.metrics.routing_latency.labels(item.category).observe(
                     max(0.0, now - item.received_at))
-                for delivery in item.deliveries:
-                    await _settle(delivery.ack())
+                outcome.ack += item.deliveries
                 if len(item.deliveries) > 1:
                     self.metrics.duplicates_suppressed.inc(len(item.deliveries) - 1)
             elif isinstance(result, DeliveryError) and isinstance(result.frame,
@@ -300,16 +350,18 @@ class Worker:
                 for delivery in item.deliveries:
                     await self._reject(delivery, "unroutable",
                                        f"queue {item.queue!r} is not bound to "
-                                       f"{self.settings.tickets_exchange!r}")
+                                       f"{self.settings.tickets_exchange!r}", outcome)
             else:
                 reason = "timeout" if isinstance(result, TimeoutError) else "not_confirmed"
                 self.metrics.publish_failures.labels(reason).inc()
                 log.warning("a ticket was not confirmed (%s); its message is requeued",
                             type(result).__name__)
-                for delivery in item.deliveries:
-                    await _settle(delivery.nack(requeue=True))
+                outcome.requeue += item.deliveries
+        for (category, queue), count in routed.items():
+            self.metrics.tickets_routed.labels(category, queue).inc(count)
 
-    async def _reject(self, delivery: AbstractIncomingMessage, reason: str, detail: str) -> None:
+    async def _reject(self, delivery: AbstractIncomingMessage, reason: str, detail: str,
+                      outcome: _Outcome) -> None:
         """Dead-letter a delivery with its reason, then ack it (never requeue it in a loop)."""
         assert self.topology is not None
         try:
@@ -319,10 +371,10 @@ class Worker:
                               timeout=self.settings.publish_timeout_seconds)
         except Exception as exc:
             log.error("dead-lettering failed (%s); the message is requeued", type(exc).__name__)
-            await _settle(delivery.nack(requeue=True))
+            outcome.requeue.append(delivery)
             return
         self.metrics.messages_dead_lettered.labels(reason).inc()
-        await _settle(delivery.ack())
+        outcome.ack.append(delivery)
 
     async def _retry_store(self, operation: str, func: Callable[..., Awaitable[T]],
                            *args: Any) -> T:
@@ -345,6 +397,23 @@ class Worker:
 def compute_backoff(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
     """Seconds to wait before retry number ``attempt`` (1-based): doubling, capped."""
     return float(min(cap, base * (2 ** max(0, attempt - 1))))
+
+
+async def _settle_all(outcome: _Outcome) -> None:
+    """Requeue what must be retried, then ack the rest with one ack per channel.
+
+    ``ack(multiple=True)`` on the highest delivery tag acks every earlier unsettled delivery of
+    that channel: the requeues go first, and earlier batches are already settled.
+    """
+    for delivery in outcome.requeue:
+        await _settle(delivery.nack(requeue=True))
+    last: dict[int, AbstractIncomingMessage] = {}
+    for delivery in outcome.ack:
+        key = id(delivery.channel)
+        if key not in last or delivery.delivery_tag > last[key].delivery_tag:  # type: ignore[operator]
+            last[key] = delivery
+    for delivery in last.values():
+        await _settle(delivery.ack(multiple=True))
 
 
 async def _settle(action: Awaitable[Any]) -> None:

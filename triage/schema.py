@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal
 
 import orjson
@@ -81,7 +82,7 @@ class InboundMessage(_Model):
             return value.replace(tzinfo=UTC)
         return value
 
-    @property
+    @cached_property
     def ticket_id(self) -> str:
         """Stable ticket id derived from platform and message id."""
         return ticket_id(self.platform, self.id)

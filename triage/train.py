@@ -18,6 +18,7 @@ from triage import registry
 from triage.classify import (
     CANDIDATES,
     MACRO_F1_TOLERANCE,
+    THRESHOLD_BOUNDS,
     URGENT_RECALL_TARGET,
     Model,
     choose,
@@ -28,7 +29,7 @@ from triage.classify import (
 from triage.config import CATEGORIES, Settings
 from triage.evaluate import evaluate, false_alarms
 from triage.route import Rules
-from triage.safety import SafetyRules
+from triage.safety import SafetyRules, scan
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def train(settings: Settings, safety: SafetyRules, *, corpus_path: Path,
     results, oof = compare(texts, labels, folds=folds, names=candidates, progress=progress)
     chosen = choose(results)
     y = np.array([CATEGORIES.index(label) for label in labels])
-    threshold = tune_urgent_threshold(oof[chosen.name], y)
+    forced = np.array([any(h.action == "urgent" for h in scan(t, safety)) for t in texts])
+    threshold = tune_urgent_threshold(oof[chosen.name], y, forced=forced)
 
     if progress:
         progress(f"fitting {chosen.name} on {len(texts)} messages")
@@ -102,7 +104,8 @@ def train(settings: Settings, safety: SafetyRules, *, corpus_path: Path,
         "selection": {
             "rule": (f"fastest batch prediction among candidates within {MACRO_F1_TOLERANCE} "
                      f"of the best {folds}-fold CV macro-F1; urgent threshold: highest in "
-                     f"[0.10, 0.50] reaching {URGENT_RECALL_TARGET} out-of-fold urgent recall"),
+                     f"{list(THRESHOLD_BOUNDS)} reaching {URGENT_RECALL_TARGET} out-of-fold "
+                     "urgent recall, counting messages the safety net sends to urgent"),
             "folds": folds,
             "candidates": results_table(results),
         },
