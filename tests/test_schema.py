@@ -42,6 +42,8 @@ def test_valid_message_decodes_and_gets_received_at() -> None:
     (json.dumps(message(created_at="yesterday-ish " + SECRET)).encode(), "schema_invalid"),
     (json.dumps(message(id="")).encode(), "schema_invalid"),
     (json.dumps(message(text="x" * 70000)).encode(), "too_large"),
+    (json.dumps(message(id="12\u00003")).encode(), "schema_invalid"),
+    (json.dumps(message(author={"id": "u\u0000"})).encode(), "schema_invalid"),
 ])
 def test_bad_input_is_rejected_with_reason_and_no_content(body: bytes, reason: str) -> None:
     result = decode(body, max_bytes=65536, received_at=NOW)

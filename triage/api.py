@@ -3,11 +3,14 @@
 :func:`build_app` turns a frozen :class:`Settings` into an aiohttp application whose lifespan
 opens the ticket store, loads the verified model, connects to RabbitMQ and starts the worker;
 on shutdown (SIGTERM) it stops consuming, finishes in-flight work and closes everything.
-HTTP: ``/metrics`` for Prometheus, ``/healthz`` (alive) and ``/readyz`` (ready to work).
+HTTP: ``/metrics`` for Prometheus, ``/healthz`` (alive) and ``/readyz`` (ready to work); the
+front door (webhooks, inbound messages, ticket and admin APIs) is registered by
+:func:`triage.http.add_routes` and publishes on its own confirming channel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ from triage.broker import connect
 from triage.classify import load_model
 from triage.config import Settings
 from triage.consume import ModelRef, Worker
+from triage.lifecycle import EventConsumer, Watchdog
 from triage.metrics import Metrics
 from triage.route import Rules
 from triage.safety import load_rules
@@ -38,7 +42,10 @@ class Context:
     models: ModelRef | None = None
     connection: Any = None
     worker: Worker | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    events: Any = None
+    watchdog: Any = None
+    http_channel: Any = None  # publisher-confirming channel of the HTTP front door
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # admin model changes
 
 
 CTX = web.AppKey("ctx", Context)
@@ -69,12 +76,23 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     ctx.connection.reconnect_callbacks.add(lambda *_: ctx.metrics.broker_connected.set(1))
     ctx.worker = Worker(settings, ctx.store, ctx.models, ctx.metrics)
     await ctx.worker.start(ctx.connection)
+    assert ctx.worker.topology is not None
+    ctx.events = EventConsumer(settings, ctx.store, ctx.metrics)
+    await ctx.events.start(ctx.connection, ctx.worker.topology)
+    ctx.watchdog = Watchdog(settings, ctx.store, ctx.metrics)
+    await ctx.watchdog.start(ctx.connection, ctx.worker.topology)
+    ctx.http_channel = await ctx.connection.channel(publisher_confirms=True,
+                                                    on_return_raises=True)
     log.info("triage service ready: model %s, store %s", ctx.models.model.version,
              ctx.store.dialect)
     try:
         yield
     finally:
         await ctx.worker.stop()
+        await ctx.events.stop()
+        await ctx.watchdog.stop()
+        if not ctx.http_channel.is_closed:
+            await ctx.http_channel.close()
         await ctx.connection.close()
         await ctx.store.close()
         ctx.metrics.model_loaded.set(0)
@@ -98,6 +116,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks = {
         "broker": bool(ctx.connection is not None and not ctx.connection.is_closed),
         "consumer": bool(ctx.worker is not None and ctx.worker.consuming),
+        "events_consumer": bool(ctx.events is not None and ctx.events.consuming),
         "model": ctx.models is not None,
         "store": bool(ctx.store is not None and await ctx.store.ping()),
     }
@@ -108,10 +127,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 def build_app(settings: Settings, metrics: Metrics | None = None) -> web.Application:
     """The whole service from a frozen settings object."""
+    from triage.http import add_routes  # triage.http imports this module
+
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[CTX] = Context(settings=settings, metrics=metrics or Metrics(settings))
     app.cleanup_ctx.append(_lifespan)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    add_routes(app)
     return app

@@ -8,11 +8,20 @@ that names the setting.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The five categories, in the labelling guide's order: when several fit, the first wins.
@@ -50,6 +59,34 @@ DEFAULT_ROUTES: Mapping[str, Route] = {
     "enquiry": Route(queue="cc.enquiries", priority=3, sla_seconds=24 * 3600),
     "chatter": Route(queue="cc.chatter", priority=4, sla_seconds=None),
 }
+
+
+#: Roles of the HTTP API; each bearer token has exactly one.
+ROLES: tuple[str, ...] = ("agent", "admin", "producer")
+_TOKEN_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+MIN_TOKEN_CHARS = 16
+
+
+def parse_tokens(value: str) -> dict[str, str]:
+    """``name:token,name:token`` as ``{name: token}``; errors never quote a token."""
+    found: dict[str, str] = {}
+    for number, item in enumerate((i.strip() for i in value.split(",")), start=1):
+        if not item:
+            continue
+        name, sep, token = item.partition(":")
+        name, token = name.strip(), token.strip()
+        if not sep or not _TOKEN_NAME.match(name):
+            raise ValueError(f"entry {number}: expected name:token with a name of letters, "
+                             "digits and ._@- (at most 64)")
+        if len(token) < MIN_TOKEN_CHARS or any(c.isspace() for c in token):
+            raise ValueError(f"entry {number} ({name}): the token must be at least "
+                             f"{MIN_TOKEN_CHARS} characters without spaces")
+        if name in found:
+            raise ValueError(f"entry {number}: the name {name!r} appears twice")
+        if token in found.values():
+            raise ValueError(f"entry {number} ({name}): the same token appears twice")
+        found[name] = token
+    return found
 
 
 class Settings(BaseSettings):
@@ -100,6 +137,14 @@ class Settings(BaseSettings):
     at_risk_share: float = Field(default=0.8, gt=0.0, lt=1.0)
     watchdog_interval_seconds: float = Field(default=5.0, gt=0)
 
+    # HTTP API: bearer tokens per role (``name:token`` lists) and platform webhook secrets
+    agent_tokens: SecretStr = SecretStr("")
+    admin_tokens: SecretStr = SecretStr("")
+    producer_tokens: SecretStr = SecretStr("")
+    x_consumer_secret: SecretStr | None = None
+    meta_app_secret: SecretStr | None = None
+    meta_verify_token: SecretStr | None = None
+
     log_level: str = "INFO"
 
     @field_validator("routes", mode="before")
@@ -128,6 +173,26 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value
 
+    @field_validator("agent_tokens", "admin_tokens", "producer_tokens")
+    @classmethod
+    def _tokens(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        """Well-formed, and no token shared with another role (roles stay separate)."""
+        mine = set(parse_tokens(value.get_secret_value()).values())
+        for role in ROLES:
+            other = info.data.get(f"{role}_tokens")
+            if other is not None and f"{role}_tokens" != info.field_name and mine & set(
+                    parse_tokens(other.get_secret_value()).values()):
+                raise ValueError(f"a token is also a {role} token; each role needs its own")
+        return value
+
+    @field_validator("x_consumer_secret", "meta_app_secret", "meta_verify_token")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty secret means the platform's webhook is not configured."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return value
+
     @field_validator("amqp_url")
     @classmethod
     def _amqp(cls, value: str) -> str:
@@ -149,6 +214,11 @@ class Settings(BaseSettings):
         queues = [route.queue for route in self.routes.values()]
         queues += [self.review_queue, self.escalations_queue]
         return tuple(dict.fromkeys(queues))
+
+    def tokens(self, role: str) -> dict[str, str]:
+        """``{name: token}`` of one role (``agent``, ``admin`` or ``producer``)."""
+        secret: SecretStr = getattr(self, f"{role}_tokens")
+        return parse_tokens(secret.get_secret_value())
 
     @property
     def sla_targets(self) -> dict[str, float]:

@@ -43,6 +43,14 @@ _TICKET_NAMESPACE = uuid.UUID("6f1c2c1e-3b9a-4c57-9d8e-2f1b8f0d7a11")
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL; refuse it here rather than fail at the store.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
+
 
 class Author(_Model):
     """Who sent the message. Personal data: never logged at INFO or above."""

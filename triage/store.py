@@ -6,6 +6,9 @@ Times are Unix seconds (``float``) so both databases compare them the same way.
 A ticket row is written *before* its ticket is published and marked ``published_at`` once the
 broker confirmed it: a redelivered message whose row is published is a duplicate; one whose row
 is not yet published is published again from the stored body.
+
+The ``audit`` table records every ticket and admin action of the HTTP API: who (the token's
+name), in which role, what, on which ticket or model, when, and the outcome; never message text.
 """
 
 from __future__ import annotations
@@ -52,6 +55,20 @@ tickets = sa.Table(
     sa.Index("ix_tickets_unpublished", "published_at"),
 )
 
+#: Who did what through the HTTP API, when, and with what outcome. Never message text.
+audit = sa.Table(
+    "audit", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(200), nullable=True),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Index("ix_audit_at", "at"),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Stored:
@@ -76,7 +93,7 @@ def async_url(url: str) -> str:
 
 
 class Store:
-    """Async access to the tickets table."""
+    """Async access to the tickets table and the audit log."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -197,6 +214,15 @@ class Store:
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in (await conn.execute(query)).all()]
 
+    async def unescalated(self) -> list[dict[str, Any]]:
+        """Breached tickets still unanswered that were not escalated yet."""
+        query = sa.select(tickets.c.ticket_id, tickets.c.category, tickets.c.respond_by,
+                          tickets.c.body).where(
+            tickets.c.breached_at.is_not(None), tickets.c.escalated_at.is_(None),
+            tickets.c.responded_at.is_(None))
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+
     async def open_counts(self) -> list[tuple[str, str, int]]:
         """(category, state, count) of tickets not resolved."""
         query = (sa.select(tickets.c.category, tickets.c.state, sa.func.count())
@@ -218,3 +244,35 @@ class Store:
             tickets.c.reclassified_to.is_not(None)).order_by(tickets.c.reclassified_at)
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+
+    async def list_tickets(self, *, queue: str | None = None, state: str | None = None,
+                           after: tuple[float, str] | None = None,
+                           limit: int = 50) -> list[dict[str, Any]]:
+        """Published tickets, oldest SLA clock first, after a ``(sla_start, ticket_id)`` key."""
+        query = sa.select(tickets).where(tickets.c.published_at.is_not(None))
+        if queue is not None:
+            query = query.where(tickets.c.queue == queue)
+        if state is not None:
+            query = query.where(tickets.c.state == state)
+        if after is not None:
+            start, tid = after
+            query = query.where((tickets.c.sla_start > start)
+                                | ((tickets.c.sla_start == start) & (tickets.c.ticket_id > tid)))
+        query = query.order_by(tickets.c.sla_start, tickets.c.ticket_id).limit(limit)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+
+    async def audit(self, *, at: float, actor: str, role: str, action: str,
+                    target: str | None, outcome: str) -> None:
+        """Append one entry to the audit log."""
+        async with self.engine.begin() as conn:
+            await conn.execute(audit.insert().values(
+                at=at, actor=actor, role=role, action=action,
+                target=None if target is None else target[:200], outcome=outcome))
+
+    async def audit_entries(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The most recent audit entries, oldest first."""
+        query = sa.select(audit).order_by(audit.c.id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in (await conn.execute(query)).all()]
+        return rows[::-1]
