@@ -71,12 +71,13 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=2000, help="messages one at a time")
     parser.add_argument("--runs", type=int, default=3, help="best of N for each figure")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--model", help="version to measure (default: the promoted one)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
     settings = load(models_dir=ROOT / "models")
-    model = load_model(settings.models_dir, load_rules())
+    model = load_model(settings.models_dir, load_rules(), version=args.model)
     rules = Rules.from_settings(settings, model.urgent_threshold)
     examples = corpus.load(ROOT / "models" / "corpus" / "corpus.jsonl")
     texts = [e.text for e in examples if e.split == "test"]

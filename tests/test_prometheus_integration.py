@@ -41,7 +41,7 @@ async def _query(session: aiohttp.ClientSession, base: str, expr: str) -> list[d
 
 
 async def _until(session: aiohttp.ClientSession, base: str, expr: str, want: float,
-                 timeout: float = 40.0) -> float:
+                 timeout: float = 90.0) -> float:
     deadline = time.monotonic() + timeout
     value = float("nan")
     while time.monotonic() < deadline:

@@ -73,8 +73,11 @@ CANDIDATES: dict[str, Callable[[], Pipeline]] = {
     "word+char_tfidf+svm_sigmoid": lambda: Pipeline([
         ("features", FeatureUnion([("words", _words()), ("chars", _chars())])),
         ("clf", _svm_sigmoid())]),
-    "batch_word+byte+logreg": lambda: Pipeline([*_batch(), ("clf", _logreg())]),
-    "batch_word+byte+svm_sigmoid": lambda: Pipeline([*_batch(), ("clf", _svm_sigmoid())]),
+    "batch_word+byte345+logreg": lambda: Pipeline([*_batch(), ("clf", _logreg())]),
+    "batch_word+byte4+logreg": lambda: Pipeline([*_batch(byte_sizes=(4,)),
+                                                 ("clf", _logreg())]),
+    "batch_word+byte4+svm_sigmoid": lambda: Pipeline([*_batch(byte_sizes=(4,)),
+                                                      ("clf", _svm_sigmoid())]),
     "batch_word+logreg": lambda: Pipeline([*_batch(byte_sizes=()), ("clf", _logreg())]),
 }
 

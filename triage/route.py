@@ -64,8 +64,12 @@ class Decision:
 
 
 def best_guess(probabilities: Mapping[str, float]) -> str:
-    """The most probable category; ties go to the earlier category of the guide."""
-    return max(CATEGORIES, key=lambda c: (probabilities.get(c, 0.0), -CATEGORIES.index(c)))
+    """The most probable category; ties go to the earlier category of the guide.
+
+    ``probabilities`` holds every category; ``max`` keeps the first of equal values, and
+    :data:`CATEGORIES` is in the guide's order.
+    """
+    return max(CATEGORIES, key=probabilities.__getitem__)
 
 
 def decide(prediction: Prediction, rules: Rules) -> Decision:

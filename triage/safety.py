@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -34,7 +35,8 @@ class SafetyRules:
     figures: re.Pattern[str] | None
     signals: tuple[Signal, ...]
     source: str
-    trigger: frozenset[str] = frozenset()
+    #: trigger word -> indices of the signals it can start
+    index: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +107,16 @@ def parse_rules(text: str, source: str = "<string>") -> SafetyRules:
         figures=_compile("|".join(figures), f"{source}: figure_of_speech") if figures else None,
         signals=tuple(signals),
         source=source,
-        trigger=frozenset().union(*(s.trigger for s in signals)),
+        index=_index(signals),
     )
+
+
+def _index(signals: list[Signal]) -> dict[str, tuple[int, ...]]:
+    found: dict[str, list[int]] = {}
+    for i, signal in enumerate(signals):
+        for word in signal.trigger:
+            found.setdefault(word, []).append(i)
+    return {word: tuple(ids) for word, ids in found.items()}
 
 
 def load_rules(path: Path | None = None) -> SafetyRules:
@@ -122,9 +132,16 @@ def load_rules(path: Path | None = None) -> SafetyRules:
 def scan(text: str, rules: SafetyRules) -> tuple[Hit, ...]:
     """Signals that fire on ``text`` once figures of speech are blanked out."""
     text = text.lower()
-    words = frozenset(_WORDS.findall(text))
-    matched = [s for s in rules.signals
-               if not words.isdisjoint(s.trigger) and s.pattern.search(text)]
+    index = rules.index
+    candidates: set[int] = set()
+    for word in _WORDS.findall(text):
+        ids = index.get(word)
+        if ids:
+            candidates.update(ids)
+    if not candidates:
+        return ()
+    matched = [rules.signals[i] for i in sorted(candidates)
+               if rules.signals[i].pattern.search(text)]
     if matched and rules.figures is not None:
         text = rules.figures.sub(" ", text)
         matched = [s for s in matched if s.pattern.search(text)]
