@@ -36,6 +36,8 @@ def test_valid_message_decodes_and_gets_received_at() -> None:
     (b"[1, 2, 3]", "not_json"),
     (json.dumps(message(text="   ")).encode(), "empty_text"),
     (json.dumps(message(version=2, text=SECRET)).encode(), "unknown_schema_version"),
+    (json.dumps(message(version=SECRET)).encode(), "unknown_schema_version"),
+    (json.dumps(message(version=7700900123)).encode(), "unknown_schema_version"),
     (json.dumps(message(kind="carrier-pigeon", text=SECRET)).encode(), "schema_invalid"),
     (json.dumps(message(author={"handle": SECRET})).encode(), "schema_invalid"),
     (json.dumps(message(account={"handle": "@x", "type": "mayor"})).encode(), "schema_invalid"),
@@ -51,6 +53,7 @@ def test_bad_input_is_rejected_with_reason_and_no_content(body: bytes, reason: s
     assert result.reason == reason
     assert result.reason in REJECT_REASONS
     assert "Jane" not in result.detail and "07700" not in result.detail
+    assert "7700900123" not in result.detail
     assert result.detail
 
 

@@ -32,8 +32,10 @@ from triage.safety import SafetyRules, scan
 #: Selection rule, recorded in every manifest: the fastest candidate (batch prediction)
 #: whose cross-validated macro-F1 is within this much of the best one.
 MACRO_F1_TOLERANCE = 0.01
-#: Out-of-fold urgent recall the tuned urgent threshold must reach.
-URGENT_RECALL_TARGET = 0.99
+#: Out-of-fold urgent recall the tuned urgent threshold must reach. The promotion gate asks
+#: 0.98 on the test split, whose urgent recall has a standard error of about 0.007 (370
+#: messages): 0.985 out of fold leaves that margin without the floor threshold 0.99 forces.
+URGENT_RECALL_TARGET = 0.985
 THRESHOLD_BOUNDS = (0.10, 0.60)
 
 

@@ -60,7 +60,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.update(1)
 
     result = train(settings, _safety(settings), corpus_path=args.corpus or settings.corpus_path,
-                   extra=args.extra, candidates=candidates, folds=args.folds, progress=progress)
+                   extra=args.extra, candidates=candidates, folds=args.folds,
+                   recall_target=args.urgent_recall_target, progress=progress)
     bar.close()
     manifest = result.manifest
     print(f"wrote {result.folder} (candidate {manifest['candidate']}, "
@@ -418,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="more labelled JSON lines (e.g. from `triage feedback export`)")
     p.add_argument("--candidates", help="comma-separated subset of candidates to compare")
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--urgent-recall-target", type=float, default=0.985,
+                   help="out-of-fold urgent recall the urgent threshold is tuned to reach")
     p.add_argument("--promote", action="store_true", help="promote it if it passes the gates")
 
     p = add("evaluate", cmd_evaluate, "measure a model on labelled data")

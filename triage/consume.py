@@ -24,11 +24,18 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
-from aiormq.exceptions import DeliveryError
+from aiormq.exceptions import ChannelInvalidStateError, DeliveryError
 from pamqp import commands as spec
 
 from triage import sla
-from triage.broker import Topology, dead_letter, declare, persistent, publish_confirmed
+from triage.broker import (
+    Topology,
+    dead_letter,
+    declare,
+    persistent,
+    publish_confirmed,
+    queue_arguments,
+)
 from triage.classify import Model
 from triage.config import HEADER_SCHEMA, TICKET_SCHEMA_VERSION, Settings
 from triage.metrics import Metrics
@@ -129,7 +136,12 @@ class Worker:
         self.topology = await declare(self.publish_channel, self.settings)
         self.consume_channel = await connection.channel()
         await self.consume_channel.set_qos(prefetch_count=self.settings.prefetch)
-        queue = await self.consume_channel.get_queue(self.settings.inbound_queue, ensure=False)
+        # Declared (idempotently), not fetched with get_queue(ensure=False): only a declared
+        # queue is registered with the robust channel, which restores its consumer after a
+        # reconnect; a fetched one silently stays without a consumer after a broker restart.
+        queue = await self.consume_channel.declare_queue(
+            self.settings.inbound_queue, durable=True,
+            arguments=queue_arguments(self.settings))
         self._consumer_tag = await queue.consume(self._on_message, no_ack=False)
         self._queue = queue
         self.metrics.consumers.labels(self.settings.inbound_queue).set(1)
@@ -246,18 +258,34 @@ class Worker:
         outcome = _Outcome()
 
         decoded: list[tuple[AbstractIncomingMessage, InboundMessage]] = []
+        refused: list[tuple[AbstractIncomingMessage, Rejection]] = []
         received_by: Counter[tuple[str, str]] = Counter()
         for delivery in batch:
             result = decode(delivery.body, max_bytes=self.settings.max_body_bytes,
                             received_at=received)
             if isinstance(result, Rejection):
-                await self._reject(delivery, result.reason, result.detail, outcome)
+                refused.append((delivery, result))
                 continue
             received_by[(result.platform_label, result.kind)] += 1
             decoded.append((delivery, result))
         for (platform, kind), count in received_by.items():
             self.metrics.messages_received.labels(platform, kind).inc(count)
 
+        # Dead-letter the refused ones while the rest of the batch is routed: awaiting each
+        # one's confirm in turn stalled the whole batch once per bad message.
+        dead_letters = asyncio.gather(*(self._reject(d, r.reason, r.detail, outcome)
+                                        for d, r in refused))
+        try:
+            await self._route(decoded, received, outcome)
+        finally:
+            await dead_letters  # _reject never raises: a failed dead letter is requeued
+        self.metrics.batch_seconds.labels("total").observe(time.perf_counter() - started)
+        return outcome
+
+    async def _route(self, decoded: list[tuple[AbstractIncomingMessage, InboundMessage]],
+                     received: datetime, outcome: _Outcome) -> None:
+        """Dedupe, classify, record and publish the decoded messages of one batch."""
+        started = time.perf_counter()
         pending: dict[str, _Pending] = {}
         fresh: dict[str, InboundMessage] = {}
         known = await self._retry_store("known", self.store.known,
@@ -287,8 +315,6 @@ class Worker:
         self.metrics.batch_seconds.labels("prepare").observe(time.perf_counter() - started)
         if pending:
             await self._publish(list(pending.values()), outcome)
-        self.metrics.batch_seconds.labels("total").observe(time.perf_counter() - started)
-        return outcome
 
     async def _classify_and_record(self, fresh: dict[str, InboundMessage],
                                    pending: dict[str, _Pending]) -> None:
@@ -409,7 +435,10 @@ async def _settle_all(outcome: _Outcome) -> None:
         await _settle(delivery.nack(requeue=True))
     last: dict[int, AbstractIncomingMessage] = {}
     for delivery in outcome.ack:
-        key = id(delivery.channel)
+        try:
+            key = id(delivery.channel)
+        except ChannelInvalidStateError:  # its channel closed: the broker requeued it already
+            continue
         if key not in last or delivery.delivery_tag > last[key].delivery_tag:  # type: ignore[operator]
             last[key] = delivery
     for delivery in last.values():

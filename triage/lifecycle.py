@@ -17,7 +17,7 @@ import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from triage import events, sla
-from triage.broker import Topology, dead_letter, persistent, publish_confirmed
+from triage.broker import Topology, dead_letter, persistent, publish_confirmed, queue_arguments
 from triage.config import HEADER_SCHEMA, Settings
 from triage.metrics import Metrics
 from triage.schema import Rejection
@@ -85,7 +85,9 @@ class EventConsumer:
         self.topology = topology
         self.channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         await self.channel.set_qos(prefetch_count=50)
-        self._queue = await self.channel.get_queue(self.settings.events_queue, ensure=False)
+        # declared, so that the robust channel restores the consumer after a reconnect
+        self._queue = await self.channel.declare_queue(
+            self.settings.events_queue, durable=True, arguments=queue_arguments(self.settings))
         self._dead = await self.channel.get_exchange(self.settings.dead_exchange, ensure=False)
         self._tag = await self._queue.consume(self._on_message)
         self.metrics.consumers.labels(self.settings.events_queue).set(1)

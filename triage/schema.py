@@ -140,6 +140,15 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _version_label(version: Any) -> str:
+    """A refused version as a detail may show it: a small integer as itself, anything else
+    only by its type (the field may hold content, such as an e-mail address or a phone number).
+    """
+    if isinstance(version, int) and not isinstance(version, bool) and 0 <= version < 1000:
+        return str(version)
+    return f"of type {type(version).__name__}"
+
+
 def decode(body: bytes, *, max_bytes: int, received_at: datetime) -> InboundMessage | Rejection:
     """Parse and validate one inbound body; a :class:`Rejection` says why not.
 
@@ -156,7 +165,7 @@ def decode(body: bytes, *, max_bytes: int, received_at: datetime) -> InboundMess
     version = data.get("version", INBOUND_SCHEMA_VERSION)
     if version != INBOUND_SCHEMA_VERSION:
         return Rejection("unknown_schema_version",
-                         f"version {str(version)[:20]!r} is not supported; expected "
+                         f"version {_version_label(version)} is not supported; expected "
                          f"{INBOUND_SCHEMA_VERSION}")
     text = data.get("text")
     if isinstance(text, str) and not text.strip():

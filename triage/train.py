@@ -53,7 +53,7 @@ def library_versions() -> dict[str, str]:
 
 def train(settings: Settings, safety: SafetyRules, *, corpus_path: Path,
           extra: Sequence[Path] = (), candidates: Sequence[str] | None = None, folds: int = 5,
-          now: datetime | None = None,
+          recall_target: float = URGENT_RECALL_TARGET, now: datetime | None = None,
           progress: Callable[[str], None] | None = None) -> TrainResult:
     """Train on the corpus's train split (plus ``extra`` labelled files), save a new version."""
     examples = corpus_mod.load(corpus_path)
@@ -70,7 +70,7 @@ def train(settings: Settings, safety: SafetyRules, *, corpus_path: Path,
     chosen = choose(results)
     y = np.array([CATEGORIES.index(label) for label in labels])
     forced = np.array([any(h.action == "urgent" for h in scan(t, safety)) for t in texts])
-    threshold = tune_urgent_threshold(oof[chosen.name], y, forced=forced)
+    threshold = tune_urgent_threshold(oof[chosen.name], y, target=recall_target, forced=forced)
 
     if progress:
         progress(f"fitting {chosen.name} on {len(texts)} messages")
@@ -104,7 +104,7 @@ def train(settings: Settings, safety: SafetyRules, *, corpus_path: Path,
         "selection": {
             "rule": (f"fastest batch prediction among candidates within {MACRO_F1_TOLERANCE} "
                      f"of the best {folds}-fold CV macro-F1; urgent threshold: highest in "
-                     f"{list(THRESHOLD_BOUNDS)} reaching {URGENT_RECALL_TARGET} out-of-fold "
+                     f"{list(THRESHOLD_BOUNDS)} reaching {recall_target} out-of-fold "
                      "urgent recall, counting messages the safety net sends to urgent"),
             "folds": folds,
             "candidates": results_table(results),
