@@ -1020,14 +1020,17 @@ class Run:
             await connection.close()
 
     async def consumers(self) -> dict[str, int]:
-        """Consumers attached to each queue of the vhost, as the broker sees them."""
-        out = await asyncio.to_thread(self.broker.ctl, "list_queues", "-p", self.vhost,
-                                      "--no-table-headers", "--quiet", "name", "consumers")
-        found = {}
+        """Consumers attached to each queue of the vhost, as the broker's channels see them.
+
+        (``list_consumers``, not ``list_queues ... consumers``: for a quorum queue the latter
+        comes from statistics emitted every few seconds and lags, showing 0 for a while.)
+        """
+        out = await asyncio.to_thread(self.broker.ctl, "list_consumers", "-p", self.vhost,
+                                      "--no-table-headers", "--quiet", "queue_name")
+        found: dict[str, int] = {}
         for line in out.splitlines():
-            name, _, count = line.strip().rpartition("\t")
-            if name and count.isdigit():
-                found[name] = int(count)
+            if line.strip():
+                found[line.strip()] = found.get(line.strip(), 0) + 1
         return found
 
     def sqlite_url(self, name: str = "tickets.db") -> str:
