@@ -43,6 +43,6 @@ def test_status(now: float, sla: float | None, responded: float | None,
 
 
 @pytest.mark.parametrize(("attempt", "expected"), [
-    (1, 0.5), (2, 1.0), (3, 2.0), (6, 16.0), (7, 30.0), (50, 30.0)])
+    (1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 5.0), (50, 5.0)])
 def test_compute_backoff(attempt: int, expected: float) -> None:
     assert compute_backoff(attempt) == expected

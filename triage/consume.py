@@ -284,55 +284,63 @@ class Worker:
 
     async def _route(self, decoded: list[tuple[AbstractIncomingMessage, InboundMessage]],
                      received: datetime, outcome: _Outcome) -> None:
-        """Dedupe, classify, record and publish the decoded messages of one batch."""
+        """Classify, record (deduplicating in the store) and publish one batch's messages.
+
+        Every distinct ticket id is classified, then recorded in one store transaction that
+        also says which ids were recorded before: those are not routed again but republished
+        from their stored body (recorded, never confirmed) or acked as duplicates (published).
+        A redelivery is rare, so classifying it once more costs less than a second round trip
+        to the store for every batch.
+        """
         started = time.perf_counter()
         pending: dict[str, _Pending] = {}
-        fresh: dict[str, InboundMessage] = {}
-        known = await self._retry_store("known", self.store.known,
-                                        list(dict.fromkeys(m.ticket_id for _, m in decoded)))
+        messages: dict[str, InboundMessage] = {}
         for delivery, message in decoded:
             tid = message.ticket_id
             if tid in pending:
                 pending[tid].deliveries.append(delivery)
                 continue
-            stored = known.get(tid)
-            if stored is not None and stored.published:
-                self.metrics.duplicates_suppressed.inc()
-                outcome.ack.append(delivery)
-                continue
-            received_at = (message.received_at or received).timestamp()
-            if stored is not None:
-                data = orjson.loads(stored.body)
-                pending[tid] = _Pending(tid, stored.body.encode(), data["queue"],
-                                        data["category"], received_at, [delivery])
-                self.metrics.tickets_republished.inc()
-            else:
-                fresh[tid] = message
-                pending[tid] = _Pending(tid, b"", "", "", received_at, [delivery])
-
-        if fresh:
-            await self._classify_and_record(fresh, pending)
+            messages[tid] = message
+            pending[tid] = _Pending(tid, b"", "", "", (message.received_at or received)
+                                    .timestamp(), [delivery])
+        if messages:
+            await self._classify_and_record(messages, pending, outcome)
         self.metrics.batch_seconds.labels("prepare").observe(time.perf_counter() - started)
         if pending:
             await self._publish(list(pending.values()), outcome)
 
-    async def _classify_and_record(self, fresh: dict[str, InboundMessage],
-                                   pending: dict[str, _Pending]) -> None:
+    async def _classify_and_record(self, messages: dict[str, InboundMessage],
+                                   pending: dict[str, _Pending], outcome: _Outcome) -> None:
         models = self.models  # an in-flight batch finishes on the model it started with
-        texts = [m.text for m in fresh.values()]
+        texts = [m.text for m in messages.values()]
         loop = asyncio.get_running_loop()
         start = time.perf_counter()
         predictions = await loop.run_in_executor(self.executor, models.model.predict, texts)
         self.metrics.batch_seconds.labels("classify").observe(time.perf_counter() - start)
         routed_at = self.clock()
-        rows = []
-        for (tid, message), prediction in zip(fresh.items(), predictions, strict=True):
+        rows, decisions = [], {}
+        for (tid, message), prediction in zip(messages.items(), predictions, strict=True):
             decision = decide(prediction, models.rules)
             item = pending[tid]
             row, body = ticket_row(message, decision, models.model.version, item.received_at,
                                    routed_at)
             item.body, item.queue, item.category = body, decision.queue, decision.category
             rows.append(row)
+            decisions[tid] = decision
+        existing = await self._retry_store("record", self.store.record_new, rows)
+        for tid, stored in existing.items():
+            item = pending[tid]
+            decisions.pop(tid)
+            if stored.published:
+                self.metrics.duplicates_suppressed.inc(len(item.deliveries))
+                outcome.ack += item.deliveries
+                del pending[tid]
+                continue
+            data = orjson.loads(stored.body)
+            item.body, item.queue, item.category = (stored.body.encode(), data["queue"],
+                                                    data["category"])
+            self.metrics.tickets_republished.inc()
+        for decision in decisions.values():
             self.metrics.classifier_confidence.labels(decision.category).observe(
                 decision.confidence)
             if decision.review:
@@ -342,7 +350,6 @@ class Worker:
             for reason in decision.reasons:
                 if reason.startswith("safety:"):
                     self.metrics.safety_net.labels(reason[7:]).inc()
-        await self._retry_store("record", self.store.record, rows)
 
     async def _publish(self, items: list[_Pending], outcome: _Outcome) -> None:
         assert self.topology is not None
@@ -420,8 +427,12 @@ class Worker:
                 await asyncio.sleep(delay)
 
 
-def compute_backoff(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): doubling, capped."""
+def compute_backoff(attempt: int, *, base: float = 0.5, cap: float = 5.0) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): doubling, capped.
+
+    The cap is short: while the store is down, messages wait in the queue, and a retry costs
+    one query, so routing resumes within seconds of the store coming back.
+    """
     return float(min(cap, base * (2 ** max(0, attempt - 1))))
 
 

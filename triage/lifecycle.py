@@ -186,20 +186,20 @@ class Watchdog:
     async def check(self) -> None:
         """One pass over unanswered tickets."""
         now = self.clock()
-        rows = await self.store.unanswered()
-        oldest = dict.fromkeys(self.settings.routes, 0.0)
+        rows = await self.store.unanswered(now, self.settings.at_risk_share)
         at_risk, breached = [], []
         for row in rows:
-            oldest[row["category"]] = max(oldest.get(row["category"], 0.0),
-                                          now - row["sla_start"])
             status = sla.status(now, row["sla_start"], row["sla_seconds"], None,
                                 self.settings.at_risk_share)
             if status in (sla.Status.AT_RISK, sla.Status.BREACHED) and row["at_risk_at"] is None:
                 at_risk.append(row)
             if status is sla.Status.BREACHED and row["breached_at"] is None:
                 breached.append(row)
-        for category, age in oldest.items():
-            self.metrics.oldest_unanswered.labels(category).set(max(0.0, age))
+        oldest = await self.store.oldest_unanswered()
+        for category in self.settings.routes:
+            start = oldest.get(category)
+            self.metrics.oldest_unanswered.labels(category).set(
+                0.0 if start is None else max(0.0, now - start))
         by_id = {r["ticket_id"]: r for r in at_risk}
         for tid in await self.store.claim_once("at_risk_at", list(by_id), now):
             self.metrics.sla_at_risk.labels(by_id[tid]["category"]).inc()

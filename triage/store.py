@@ -13,6 +13,7 @@ name), in which role, what, on which ticket or model, when, and the outcome; nev
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -118,13 +119,20 @@ class Store:
                 cursor.execute("PRAGMA busy_timeout=30000")
                 cursor.close()
         store = cls(engine)
-        try:
-            async with engine.begin() as conn:
-                await conn.run_sync(metadata.create_all)
-        except Exception as exc:
-            await engine.dispose()
-            raise StoreError(f"cannot open the ticket store: {type(exc).__name__}") from exc
-        return store
+        # Workers starting together on a fresh store race to create the tables: the loser's
+        # CREATE fails because the table now exists, and its next attempt finds it.
+        for attempt in range(3):
+            try:
+                async with engine.begin() as conn:
+                    await conn.run_sync(metadata.create_all)
+                return store
+            except Exception as exc:
+                if attempt == 2:
+                    await engine.dispose()
+                    raise StoreError(
+                        f"cannot open the ticket store: {type(exc).__name__}") from exc
+                await asyncio.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         """Release every connection."""
@@ -161,6 +169,27 @@ class Store:
         statement = self._insert().on_conflict_do_nothing(index_elements=["ticket_id"])
         async with self.engine.begin() as conn:
             await conn.execute(statement, [dict(r) for r in rows])
+
+    async def record_new(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Stored]:
+        """Insert new ticket rows in one transaction; return the ones that existed already.
+
+        One round trip in the common case (``INSERT … ON CONFLICT DO NOTHING RETURNING``);
+        only when some ids were recorded before are those rows read, in the same transaction.
+        """
+        if not rows:
+            return {}
+        statement = (self._insert().on_conflict_do_nothing(index_elements=["ticket_id"])
+                     .returning(tickets.c.ticket_id))
+        async with self.engine.begin() as conn:
+            inserted = set((await conn.execute(statement, [dict(r) for r in rows])).scalars())
+            existing = [r["ticket_id"] for r in rows if r["ticket_id"] not in inserted]
+            if not existing:
+                return {}
+            found = (await conn.execute(
+                sa.select(tickets.c.ticket_id, tickets.c.published_at, tickets.c.body)
+                .where(tickets.c.ticket_id.in_(existing)))).all()
+        return {r.ticket_id: Stored(r.ticket_id, r.published_at is not None, r.body)
+                for r in found}
 
     async def mark_published(self, ticket_ids: Iterable[str], at: float) -> None:
         """Record that the broker confirmed these tickets."""
@@ -203,16 +232,33 @@ class Store:
                     won.append(ticket_id)
         return won
 
-    async def unanswered(self) -> list[dict[str, Any]]:
-        """Published tickets with an SLA and no first response yet."""
-        query = sa.select(
-            tickets.c.ticket_id, tickets.c.category, tickets.c.queue, tickets.c.sla_start,
-            tickets.c.respond_by, tickets.c.sla_seconds, tickets.c.at_risk_at,
-            tickets.c.breached_at, tickets.c.escalated_at, tickets.c.body,
-        ).where(tickets.c.responded_at.is_(None), tickets.c.respond_by.is_not(None),
+    def _unanswered(self) -> tuple[Any, ...]:
+        return (tickets.c.responded_at.is_(None), tickets.c.respond_by.is_not(None),
                 tickets.c.published_at.is_not(None), tickets.c.state != "resolved")
+
+    async def unanswered(self, now: float, at_risk_share: float) -> list[dict[str, Any]]:
+        """Published, unanswered tickets with an SLA that may need marking at ``now``.
+
+        Only rows not yet marked at risk whose at-risk point has passed, or not yet marked
+        breached whose deadline has passed, are read: the caller decides with
+        :func:`triage.sla.status`; this filter just keeps a pass from reading every open
+        ticket.
+        """
+        c = tickets.c
+        due = sa.or_(
+            sa.and_(c.at_risk_at.is_(None), c.sla_start + c.sla_seconds * at_risk_share <= now),
+            sa.and_(c.breached_at.is_(None), c.respond_by < now))
+        query = sa.select(c.ticket_id, c.category, c.sla_start, c.sla_seconds, c.at_risk_at,
+                          c.breached_at).where(*self._unanswered(), due)
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+
+    async def oldest_unanswered(self) -> dict[str, float]:
+        """The earliest SLA clock start of unanswered tickets, by category."""
+        query = (sa.select(tickets.c.category, sa.func.min(tickets.c.sla_start))
+                 .where(*self._unanswered()).group_by(tickets.c.category))
+        async with self.engine.connect() as conn:
+            return {r[0]: float(r[1]) for r in (await conn.execute(query)).all()}
 
     async def unescalated(self) -> list[dict[str, Any]]:
         """Breached tickets still unanswered that were not escalated yet."""
