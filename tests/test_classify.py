@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from triage.classify import Model, load_model, tune_urgent_threshold, urgent_decisions
+from triage.classify import CANDIDATES, Model, load_model, tune_urgent_threshold, urgent_decisions
 from triage.cli import classify_stream, parse_classify_line
 from triage.config import CATEGORIES, load
 from triage.route import Rules, decide
@@ -76,6 +76,21 @@ def test_batch_prediction_equals_one_at_a_time(model: Model) -> None:
         assert b.features == s.features
     assert all(abs(sum(p.probabilities.values()) - 1) < 1e-6 for p in batch)
     assert set(batch[0].probabilities) == set(CATEGORIES)
+
+
+@pytest.mark.parametrize("candidate", ["batch_word+byte4+logreg", "word+char_tfidf+svm_sigmoid"])
+def test_fast_probabilities_equal_the_pipelines(candidate: str) -> None:
+    texts = ["help he's got a knife", "lost my keys", "this traffic is killing me",
+             "my bike was stolen", "the officer was rude", "great job today", "ok"] * 3
+    labels = [CATEGORIES[i % 5] for i in range(len(texts))]
+    pipeline = CANDIDATES[candidate]()
+    if candidate.startswith("batch"):
+        pipeline.set_params(features__min_df=1)
+    pipeline.fit(texts, labels)
+    model = Model(pipeline, version="t", urgent_threshold=0.5, safety=load_rules())
+    order = [list(pipeline.classes_).index(c) for c in CATEGORIES]
+    expected = pipeline.predict_proba(texts)[:, order]
+    assert model.probabilities(texts) == pytest.approx(expected, abs=1e-9)
 
 
 def test_reasons_name_the_strongest_features(model: Model) -> None:

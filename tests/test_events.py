@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from triage.config import DEFAULT_ROUTES
-from triage.events import Event, Rejection, event_body, parse, transition
+from triage.events import Event, event_body, parse, transition
+from triage.schema import Rejection
 
 T = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 TS = T.timestamp()

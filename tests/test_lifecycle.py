@@ -97,7 +97,7 @@ async def test_events_update_tickets_and_the_watchdog_escalates_once(
         assert ctx.store is not None
         # a second watchdog on the same store, as on a second worker: no double escalation
         other = Watchdog(settings, ctx.store, Metrics(settings))
-        await other.start(ctx.connection, ctx.worker.topology)  # type: ignore[union-attr]
+        await other.start(ctx.connection, ctx.worker.topology)  # type: ignore[union-attr,arg-type]
         try:
             await send(settings, settings.inbound_exchange,
                        [inbound("met-1", text), inbound("late-1", text + " again")])

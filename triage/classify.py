@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -232,19 +233,34 @@ class Model:
         self._names = _feature_names(pipeline[0])
         self._named = np.zeros(coef.shape[1], dtype=bool)
         self._named[list(self._names)] = True
+        self._features = pipeline[:-1]
+        clf = pipeline[-1]
+        # A multinomial logistic regression's probabilities are the softmax of its linear
+        # scores. Computed here directly, a message costs a sparse product instead of
+        # scikit-learn's per-call input checks, which dominate for the worker's small batches
+        # (tests/test_classify.py checks both agree).
+        self._linear: tuple[np.ndarray, np.ndarray] | None = None
+        if isinstance(clf, LogisticRegression) and clf.coef_.shape[0] == len(CATEGORIES):
+            self._linear = (np.ascontiguousarray(clf.coef_[self._order].T),
+                            clf.intercept_[self._order].copy())
+
+    def _proba(self, features: Any) -> np.ndarray:
+        if self._linear is None:
+            return np.asarray(self.pipeline[-1].predict_proba(features))[:, self._order]
+        weights, intercept = self._linear
+        return np.asarray(softmax(np.asarray(features @ weights) + intercept, axis=1))
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, columns in :data:`CATEGORIES` order."""
-        features = self.pipeline[:-1].transform(list(texts))
-        return np.asarray(self.pipeline[-1].predict_proba(features))[:, self._order]
+        return self._proba(self._features.transform(list(texts)))
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """One :class:`Prediction` per text, with top features and safety-net hits."""
         texts = list(texts)
         if not texts:
             return []
-        features = self.pipeline[:-1].transform(texts)
-        proba = np.asarray(self.pipeline[-1].predict_proba(features))[:, self._order]
+        features = self._features.transform(texts)
+        proba = self._proba(features)
         chosen = urgent_decisions(proba.copy(), self.urgent_threshold)
         top = self._top_features(features, chosen)
         urgent = CATEGORIES.index(URGENT)
