@@ -30,8 +30,9 @@ from triage.features import BatchNgrams
 from triage.route import Prediction
 from triage.safety import SafetyRules, scan
 
-#: Selection rule, recorded in every manifest: the fastest candidate (batch prediction)
-#: whose cross-validated macro-F1 is within this much of the best one.
+#: Selection rule, recorded in every manifest: among candidates whose cross-validated
+#: macro-F1 is within this much of the best one, the fastest one message at a time (the
+#: worker's batches are small when traffic is light), batch speed breaking ties.
 MACRO_F1_TOLERANCE = 0.01
 #: Out-of-fold urgent recall the tuned urgent threshold must reach. The promotion gate asks
 #: 0.98 on the test split, whose urgent recall has a standard error of about 0.007 (370
@@ -82,6 +83,8 @@ CANDIDATES: dict[str, Callable[[], Pipeline]] = {
     "batch_word+byte4+svm_sigmoid": lambda: Pipeline([*_batch(byte_sizes=(4,)),
                                                       ("clf", _svm_sigmoid())]),
     "batch_word+logreg": lambda: Pipeline([*_batch(byte_sizes=()), ("clf", _logreg())]),
+    "batch_word+byte2345+logreg": lambda: Pipeline([*_batch(byte_sizes=(2, 3, 4, 5)),
+                                                    ("clf", _logreg())]),
 }
 
 
@@ -95,6 +98,7 @@ class CandidateResult:
     log_loss: float
     fit_seconds: float
     predict_docs_per_second: float
+    predict_one_per_second: float
 
 
 def urgent_decisions(proba: np.ndarray, threshold: float) -> np.ndarray:
@@ -133,12 +137,19 @@ def _ordered_proba(pipeline: Pipeline, texts: Sequence[str]) -> np.ndarray:
     return proba[:, order]
 
 
-def _throughput(pipeline: Pipeline, texts: Sequence[str], batch: int = 1000) -> float:
-    sample = (list(texts) * (1 + 4000 // max(1, len(texts))))[:4000]
-    start = time.perf_counter()
-    for i in range(0, len(sample), batch):
-        pipeline.predict_proba(sample[i:i + batch])
-    return len(sample) / (time.perf_counter() - start)
+def _throughput(pipeline: Pipeline, texts: Sequence[str], batch: int, total: int) -> float:
+    """Documents per second predicting ``total`` documents ``batch`` at a time; best of 3.
+
+    The best of three repeats, because a loaded machine only ever makes a run slower.
+    """
+    sample = (list(texts) * (1 + total // max(1, len(texts))))[:total]
+    best = 0.0
+    for _ in range(3):
+        start = time.perf_counter()
+        for i in range(0, len(sample), batch):
+            pipeline.predict_proba(sample[i:i + batch])
+        best = max(best, len(sample) / (time.perf_counter() - start))
+    return best
 
 
 def compare(texts: Sequence[str], labels: Sequence[str], *, folds: int = 5, seed: int = 13,
@@ -170,17 +181,20 @@ def compare(texts: Sequence[str], labels: Sequence[str], *, folds: int = 5, seed
             urgent_recall=float(recall_score(y == 0, chosen == 0)),
             log_loss=float(log_loss(y, np.clip(proba, 1e-9, 1), labels=range(len(CATEGORIES)))),
             fit_seconds=fit_seconds / folds,
-            predict_docs_per_second=_throughput(pipeline, texts),
+            predict_docs_per_second=_throughput(pipeline, texts, batch=1000, total=4000),
+            predict_one_per_second=_throughput(pipeline, texts, batch=1, total=200),
         ))
         oof[name] = proba
     return results, oof
 
 
 def choose(results: Sequence[CandidateResult]) -> CandidateResult:
-    """The fastest candidate within :data:`MACRO_F1_TOLERANCE` of the best macro-F1."""
+    """Among candidates within :data:`MACRO_F1_TOLERANCE` of the best macro-F1, the fastest
+    one message at a time; batch speed breaks ties."""
     best = max(r.macro_f1 for r in results)
     close = [r for r in results if r.macro_f1 >= best - MACRO_F1_TOLERANCE]
-    return max(close, key=lambda r: r.predict_docs_per_second)
+    return max(close, key=lambda r: (round(r.predict_one_per_second, -1),
+                                     r.predict_docs_per_second))
 
 
 def results_table(results: Sequence[CandidateResult]) -> list[dict[str, Any]]:

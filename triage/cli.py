@@ -67,10 +67,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"wrote {result.folder} (candidate {manifest['candidate']}, "
           f"urgent threshold {manifest['urgent_threshold']:.2f})")
     print("cross-validated comparison (train split):")
-    print(f"  {'candidate':<30}{'macro-F1':>9}{'urgent R':>9}{'logloss':>9}{'docs/s':>9}")
+    print(f"  {'candidate':<30}{'macro-F1':>9}{'urgent R':>9}{'logloss':>9}{'docs/s':>9}"
+          f"{'1-by-1/s':>9}")
     for row in manifest["selection"]["candidates"]:
         print(f"  {row['name']:<30}{row['macro_f1']:>9.4f}{row['urgent_recall']:>9.3f}"
-              f"{row['log_loss']:>9.3f}{row['predict_docs_per_second']:>9.0f}")
+              f"{row['log_loss']:>9.3f}{row['predict_docs_per_second']:>9.0f}"
+              f"{row.get('predict_one_per_second', 0):>9.0f}")
     test = manifest["metrics"]["test"]
     print(f"test split: macro-F1 {test['macro_f1']:.4f}, urgent recall {test['urgent_recall']:.4f}")
     alarms = manifest["metrics"].get("real_chatter")

@@ -102,7 +102,8 @@ def train(settings: Settings, safety: SafetyRules, *, corpus_path: Path,
             "test_messages": len(test_set),
         },
         "selection": {
-            "rule": (f"fastest batch prediction among candidates within {MACRO_F1_TOLERANCE} "
+            "rule": ("fastest one message at a time (batch speed breaking ties) among "
+                     f"candidates within {MACRO_F1_TOLERANCE} "
                      f"of the best {folds}-fold CV macro-F1; urgent threshold: highest in "
                      f"{list(THRESHOLD_BOUNDS)} reaching {recall_target} out-of-fold "
                      "urgent recall, counting messages the safety net sends to urgent"),
