@@ -47,7 +47,11 @@ import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 from prometheus_client.parser import text_string_to_metric_families
 
+if __package__ in (None, ""):  # run as a script: the repository root holds `benchmarks`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import triage
+from benchmarks.procstat import machine_busy_seconds, process_cpu_seconds
 from triage import config
 from triage.broker import declare, persistent, publish_confirmed, publish_lines, queue_arguments
 
@@ -206,24 +210,6 @@ class Children:
             self.stop(self.running[-1])
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds of a process (all its threads) from /proc; 0 if unknown."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy since boot (all cores), from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = values
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def broker_pid() -> int | None:
     """The pid of the local RabbitMQ (beam.smp), read from /proc; None if not found."""
     for entry in Path("/proc").iterdir():
@@ -244,8 +230,8 @@ class CpuMeter:
     start: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0)
 
     def _read(self) -> tuple[float, float, float, float, float]:
-        return (time.monotonic(), machine_busy_seconds(), cpu_seconds(self.consumer),
-                cpu_seconds(self.broker), sum(cpu_seconds(p) for p in self.bench))
+        return (time.monotonic(), machine_busy_seconds(), process_cpu_seconds(self.consumer),
+                process_cpu_seconds(self.broker), sum(process_cpu_seconds(p) for p in self.bench))
 
     def begin(self) -> None:
         """Start the interval."""

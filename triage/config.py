@@ -129,6 +129,7 @@ class Settings(BaseSettings):
     # Worker
     prefetch: int = Field(default=500, ge=1, le=65535)
     batch_max: int = Field(default=200, ge=1, le=10000)
+    batches_in_flight: int = Field(default=2, ge=1, le=16)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     publish_timeout_seconds: float = Field(default=30.0, gt=0)
     shutdown_grace_seconds: float = Field(default=25.0, gt=0)

@@ -184,13 +184,13 @@ class Worker:
         await self._buffer.put(message)
 
     async def _loop(self) -> None:
-        """Take batches off the buffer; up to two in flight, settled in delivery order.
+        """Take batches off the buffer, ``batches_in_flight`` at most, settled in order.
 
         While one batch waits for the broker's confirms the next is decoded and classified.
         Each batch settles (acks) only after the one before it has, so one
         ``ack(multiple=True)`` per batch never acks a delivery of an unfinished batch.
         """
-        slots = asyncio.Semaphore(2)
+        slots = asyncio.Semaphore(self.settings.batches_in_flight)
         previous = asyncio.Event()
         previous.set()
         running: set[asyncio.Task[None]] = set()

@@ -56,6 +56,7 @@ from aio_pika.abc import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.procstat import machine_busy_seconds, process_cpu_seconds
 from triage import config
 from triage.broker import declare, persistent
 from triage.config import HEADER_DETAIL, HEADER_REASON, Settings
@@ -1195,22 +1196,6 @@ class SqliteLock:
 
 
 # --- CPU ------------------------------------------------------------------------------------
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads) from /proc; 0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy since boot (all cores), from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = values
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
 
 def beam_pids() -> list[int]:
     """Every RabbitMQ (Erlang VM) process on the machine."""
