@@ -52,12 +52,12 @@ def message(message_id: str, text: str = COMPLAINT, **extra: Any) -> dict[str, A
 
 @pytest.fixture
 def models_dir(tmp_path: Path, shipped_models: Path) -> Path:
-    """A private copy of the promoted model and the registry (admin tests change them)."""
+    """A private copy of the promoted model, promoted with no history (admin tests change it)."""
     target = tmp_path / "models"
     version = registry.promoted(shipped_models)
     target.mkdir()
     shutil.copytree(shipped_models / version, target / version)
-    shutil.copy(shipped_models / registry.REGISTRY, target / registry.REGISTRY)
+    (target / registry.REGISTRY).write_text(json.dumps({"promoted": version, "history": []}))
     return target
 
 

@@ -15,12 +15,12 @@ from triage.registry import ModelError
 
 @pytest.fixture
 def models(tmp_path: Path, shipped_models: Path) -> tuple[Path, str]:
-    """A private copy of the shipped models folder and its promoted version."""
+    """A private copy of the shipped promoted version, promoted with no history."""
     target = tmp_path / "models"
     version = registry.promoted(shipped_models)
     target.mkdir()
     shutil.copytree(shipped_models / version, target / version)
-    shutil.copy(shipped_models / registry.REGISTRY, target / registry.REGISTRY)
+    (target / registry.REGISTRY).write_text(json.dumps({"promoted": version, "history": []}))
     return target, version
 
 
