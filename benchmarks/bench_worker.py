@@ -51,7 +51,7 @@ if __package__ in (None, ""):  # run as a script: the repository root holds `ben
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import triage
-from benchmarks.procstat import machine_busy_seconds, process_cpu_seconds
+from benchmarks.procstat import machine_busy_seconds, process_cpu_seconds, tree_cpu_seconds
 from triage import config
 from triage.broker import declare, persistent, publish_confirmed, publish_lines, queue_arguments
 
@@ -230,7 +230,7 @@ class CpuMeter:
     start: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0)
 
     def _read(self) -> tuple[float, float, float, float, float]:
-        return (time.monotonic(), machine_busy_seconds(), process_cpu_seconds(self.consumer),
+        return (time.monotonic(), machine_busy_seconds(), tree_cpu_seconds(self.consumer),
                 process_cpu_seconds(self.broker), sum(process_cpu_seconds(p) for p in self.bench))
 
     def begin(self) -> None:
@@ -699,7 +699,7 @@ def format_table(report: Report, messages: int) -> str:
              f"code: {m['triage_code']}",
              f"model: {m['model']} ({m['models_dir']}); store: fresh SQLite",
              "", "sustained rate from a pre-filled queue (first to last output message; "
-             "CPU in % of one core)",
+             "CPU in % of one core; cons includes the consumer's child processes)",
              f"  {'process':<12}{'msgs':>7}{'seconds':>9}{'msg/s':>8}   {cpu_head}"]
     by_name = {r.process: r for r in report.rates}
     for r in report.rates:
