@@ -211,11 +211,16 @@ class Children:
 
 
 def broker_pid() -> int | None:
-    """The pid of the local RabbitMQ (beam.smp), read from /proc; None if not found."""
+    """The pid of the local RabbitMQ node (beam.smp running ``rabbit boot``); None if none.
+
+    ``rabbitmqctl`` runs a short-lived beam.smp of its own: only the node's command line boots
+    the ``rabbit`` application.
+    """
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == "beam.smp":
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                if (entry / "comm").read_text().strip() == "beam.smp" and b"rabbit boot" in cmdline:
                     return int(entry.name)
     return None
 
