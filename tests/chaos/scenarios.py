@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -389,6 +389,39 @@ def _outage_figures(fig: Figures, rows: Sequence[Row], down_at: float, back_at: 
     fig.check("resumed after the outage", bool(after))
 
 
+async def _store_outage(fig: Figures, run: Run, profile: Profile, db_url: str, seed: int,
+                        seconds: float, what: str,
+                        outage: Callable[[], Awaitable[tuple[float, float]]],
+                        ) -> tuple[bool, float, bool, int]:
+    """Messages flow at ``store_rate`` while ``outage()`` takes the store away for ``seconds``
+    (it returns when the store went and came back); then the books are settled.
+
+    Returns (settled, store errors, the worker stayed alive, batch_max).
+    """
+    worker = run.start_worker(db_url)
+    await run.wait_ready(worker)
+    await run.collector.start()
+    watch = ReadyWatch(run, worker)
+    lead = profile.store_lead_seconds
+    count = int(profile.store_rate * (seconds + 2 * lead))
+    messages = good_messages(run.tag, count, seed)
+    log(f"{fig.scenario}: {count} messages at {profile.store_rate:g}/s; {what} "
+        f"{seconds:g} s from {lead:g} s")
+    publishing = asyncio.create_task(run.publisher.paced(messages, profile.store_rate))
+    await asyncio.sleep(lead)
+    down_at, back_at = await outage()
+    await publishing
+    settled = await run.settle(_ids(messages), timeout=profile.settle_timeout)
+    errors = metric_sum(await run.metrics(worker), "triage_store_errors_total")
+    alive = worker.alive()
+    await watch.stop()
+    await run.stop_workers()
+    rows = await read_store(db_url)
+    account(fig, messages, run.publisher, run.collector, rows)
+    _outage_figures(fig, rows, down_at, back_at, watch, errors)
+    return settled, errors, alive, run.settings.batch_max
+
+
 async def store_sqlite_lock(profile: Profile, seed: int = 4) -> Figures:
     """Another process holds ``BEGIN EXCLUSIVE`` on the SQLite store while messages flow.
 
@@ -399,29 +432,10 @@ async def store_sqlite_lock(profile: Profile, seed: int = 4) -> Figures:
     fig = Figures("store_sqlite_lock", profile.name)
     began = time.monotonic()
     async with Run("sqlite_lock") as run:
-        db = run.sqlite_url()
-        worker = run.start_worker(db)
-        await run.wait_ready(worker)
-        await run.collector.start()
-        watch = ReadyWatch(run, worker)
-        lead = profile.store_lead_seconds
-        count = int(profile.store_rate * (profile.lock_seconds + 2 * lead))
-        messages = good_messages(run.tag, count, seed)
-        log(f"store_sqlite_lock: {count} messages at {profile.store_rate:g}/s; lock held "
-            f"{profile.lock_seconds:g} s from {lead:g} s")
-        publishing = asyncio.create_task(run.publisher.paced(messages, profile.store_rate))
-        await asyncio.sleep(lead)
-        locked_at, released_at = await SqliteLock(run.tmp / "tickets.db",
-                                                  profile.lock_seconds).hold()
-        await publishing
-        settled = await run.settle(_ids(messages), timeout=profile.settle_timeout)
-        errors = metric_sum(await run.metrics(worker), "triage_store_errors_total")
-        await watch.stop()
-        await run.stop_workers()
-        rows = await read_store(db)
-        account(fig, messages, run.publisher, run.collector, rows)
-        _outage_figures(fig, rows, locked_at, released_at, watch, errors)
-        batch_max = run.settings.batch_max
+        lock = SqliteLock(run.tmp / "tickets.db", profile.lock_seconds)
+        settled, _, _, batch_max = await _store_outage(
+            fig, run, profile, run.sqlite_url(), seed, profile.lock_seconds, "lock held",
+            lock.hold)
     fig.details["summary"] = (
         f"SQLite locked {fig.details['outage_s']} s: {fig.details['tickets_during_outage']} "
         f"tickets routed meanwhile, routing again +{fig.details['routing_after_s']} s after")
@@ -441,35 +455,20 @@ async def store_postgres_down(profile: Profile, seed: int = 5) -> Figures:
     fig = Figures("store_postgres_down", profile.name)
     began = time.monotonic()
     pg = PrivatePostgres()
+
+    async def stop_and_start() -> tuple[float, float]:
+        down_at = time.time()
+        await asyncio.to_thread(pg.stop, "immediate")
+        await asyncio.sleep(max(0.0, down_at + profile.pg_down_seconds - time.time()))
+        await asyncio.to_thread(pg.start)
+        return down_at, time.time()
+
     try:
         await asyncio.to_thread(pg.start)
         async with Run("pg_down") as run:
-            worker = run.start_worker(pg.url)
-            await run.wait_ready(worker)
-            await run.collector.start()
-            watch = ReadyWatch(run, worker)
-            lead = profile.store_lead_seconds
-            count = int(profile.store_rate * (profile.pg_down_seconds + 2 * lead))
-            messages = good_messages(run.tag, count, seed)
-            log(f"store_postgres_down: {count} messages at {profile.store_rate:g}/s; "
-                f"PostgreSQL down {profile.pg_down_seconds:g} s from {lead:g} s")
-            publishing = asyncio.create_task(run.publisher.paced(messages, profile.store_rate))
-            await asyncio.sleep(lead)
-            down_at = time.time()
-            await asyncio.to_thread(pg.stop, "immediate")
-            await asyncio.sleep(max(0.0, down_at + profile.pg_down_seconds - time.time()))
-            await asyncio.to_thread(pg.start)
-            back_at = time.time()
-            await publishing
-            settled = await run.settle(_ids(messages), timeout=profile.settle_timeout)
-            errors = metric_sum(await run.metrics(worker), "triage_store_errors_total")
-            alive = worker.alive()
-            batch_max = run.settings.batch_max
-            await watch.stop()
-            await run.stop_workers()
-            rows = await read_store(pg.url)
-            account(fig, messages, run.publisher, run.collector, rows)
-            _outage_figures(fig, rows, down_at, back_at, watch, errors)
+            settled, errors, alive, batch_max = await _store_outage(
+                fig, run, profile, pg.url, seed, profile.pg_down_seconds, "PostgreSQL down",
+                stop_and_start)
     finally:
         await asyncio.to_thread(pg.close)
     fig.details["summary"] = (
