@@ -205,7 +205,7 @@ async def _listing_and_audit(url: str) -> None:
         # equal clock starts are ordered by ticket id; one row is not published yet
         rows = [_row(i, "cc.a" if i % 3 else "cc.b", "claimed" if i == 4 else "routed",
                      1000.0 + (i // 2)) for i in range(12)]
-        await store.record(rows)
+        await store.record_new(rows)
         await store.mark_published([r["ticket_id"] for r in rows[:-1]], 2000.0)
         seen, after = [], None
         while True:

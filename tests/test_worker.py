@@ -183,7 +183,7 @@ async def test_recorded_but_unconfirmed_ticket_is_published_again(
         parsed = InboundMessage.model_validate(message)
         decision = decide(run.models.model.predict([parsed.text])[0], run.models.rules)
         row, _ = ticket_row(parsed, decision, "crashed-run", time.time(), time.time())
-        await run.store.record([row])
+        await run.store.record_new([row])
         await publish(settings, [json.dumps(message).encode()])
         got = await collect(settings, tickets=1, settle=1.0)
         stored = await run.store.get(parsed.ticket_id)

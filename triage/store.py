@@ -199,14 +199,6 @@ class Store:
         return {r.ticket_id: Stored(r.ticket_id, r.published_at is not None, r.body)
                 for r in rows}
 
-    async def record(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert new ticket rows; a row whose id exists already is left as it is."""
-        if not rows:
-            return
-        statement = self._insert().on_conflict_do_nothing(index_elements=["ticket_id"])
-        async with self.engine.begin() as conn:
-            await conn.execute(statement, [dict(r) for r in rows])
-
     async def record_new(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Stored]:
         """Insert new ticket rows in one transaction; return the ones that existed already.
 
@@ -215,9 +207,10 @@ class Store:
         """
         if not rows:
             return {}
-        return await self._transaction(self._record_new, [dict(r) for r in rows])
+        return await self._transaction(self._record_new, list(rows))
 
-    def _record_new(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> dict[str, Stored]:
+    def _record_new(self, conn: sa.Connection,
+                    rows: list[Mapping[str, Any]]) -> dict[str, Stored]:
         statement = (self._insert().on_conflict_do_nothing(index_elements=["ticket_id"])
                      .returning(tickets.c.ticket_id))
         inserted = set(conn.execute(statement, rows).scalars())
