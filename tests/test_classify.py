@@ -93,9 +93,23 @@ def test_fast_probabilities_equal_the_pipelines(candidate: str) -> None:
     assert model.probabilities(texts) == pytest.approx(expected, abs=1e-9)
 
 
+def test_projection_and_matrix_paths_agree(model: Model) -> None:
+    texts = ["help he's got a knife", "lost my keys", "this traffic is killing me", "",
+             "someone is smashing my car window with a hammer right now"] * 2
+    assert model._projection is not None
+    matrix_path = Model(model.pipeline, version=model.version,
+                        urgent_threshold=model.urgent_threshold, safety=model.safety)
+    matrix_path._projection = None
+    for fast, slow in zip(model.predict(texts), matrix_path.predict(texts), strict=True):
+        assert fast.probabilities == pytest.approx(slow.probabilities, abs=1e-9)
+        assert fast.features == slow.features and fast.safety == slow.safety
+
+
 def test_reasons_name_the_strongest_features(model: Model) -> None:
     [prediction] = model.predict(["someone is smashing my car window with a hammer right now"])
     assert prediction.features and all(isinstance(f, str) for f in prediction.features)
+    [repeated] = model.predict(["knife knife knife knife outside now help help"])
+    assert len(repeated.features) == len(set(repeated.features)) == 3
 
 
 @pytest.mark.parametrize(("line", "problem"), [

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-from triage.features import BatchNgrams
+import numpy as np
+import pytest
+
+from triage.features import BatchNgrams, Projection
 
 TEXTS = ["Someone is trying my door", "", "🔪 outside now!!", "a", "Lost wallet on the 42 bus",
          "he's got a KNIFE", "café née"]
@@ -46,3 +49,24 @@ def test_empty_text_has_no_features() -> None:
     t = BatchNgrams().fit([])
     assert t.transform([""]).nnz == 0
     assert t.transform([]).shape == (0, t.n_features_out_)
+
+
+@pytest.mark.parametrize("params", [
+    {"byte_sizes": (2, 3, 4, 5)}, {"byte_sizes": ()}, {"words": False, "byte_sizes": (4,)},
+    {"bigrams": False, "byte_sizes": (3,)}, {"min_df": 2},
+])
+def test_projection_equals_the_matrix_product(params: dict[str, Any]) -> None:
+    fitted = BatchNgrams(word_bits=12, byte_bits=12, **{"min_df": 1, **params}).fit(
+        [*TEXTS, "someone is at my door", "a knife"])
+    weights = np.random.default_rng(7).normal(size=(fitted.n_features_out_, 5))
+    matrix = fitted.transform(TEXTS).tocsr()
+    scores, (doc, col, value) = Projection(fitted, weights)(TEXTS)
+    np.testing.assert_allclose(scores, matrix @ weights, atol=1e-12)
+    # the word entries are exactly the matrix's entries in the word block
+    words = np.zeros(matrix.shape)
+    np.add.at(words, (doc, col), value)
+    expected = matrix.toarray()
+    expected[:, 1 << fitted.word_bits:] = 0
+    np.testing.assert_allclose(words, expected, atol=1e-12)
+    empty, entries = Projection(fitted, weights)([])
+    assert empty.shape == (0, 5) and all(len(e) == 0 for e in entries)

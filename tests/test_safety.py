@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from triage.safety import RulesError, load_rules, parse_rules, scan
+from triage import corpus
+from triage.safety import RulesError, load_rules, parse_rules, scan, words_of
 
 RULES = load_rules()
 
@@ -39,6 +42,11 @@ FIRES = [
     ("Wee boy about 4 wandering on his own by the Clyde walkway", "missing_vulnerable_now"),
     ("Someone waving a samurai sword, Grainger St", "weapon_now"),
     ("bf's choking me, hiding in toilet", "domestic_now"),
+    # each of these once slipped past the trigger words (see the corpus test below)
+    ("i dont want to be here anymore", "self_harm_intent"),
+    ("thinking about taking it all tonight", "self_harm_intent"),
+    ("i'm on the multi storey and about to jump'", "self_harm_intent"),
+    ("toddler wandering by the dual carriageway in a nappy", "missing_vulnerable_now"),
 ]
 
 SILENT = [
@@ -79,6 +87,14 @@ def test_figures_of_speech_and_past_events_stay_silent(text: str) -> None:
 
 def test_case_is_ignored() -> None:
     assert scan("HE'S OUTSIDE MY DOOR WITH A KNIFE", RULES)
+
+
+def test_every_match_in_the_corpus_contains_a_trigger_word(shipped_models: Path) -> None:
+    """Triggers are only a fast path: a pattern match without one would be missed."""
+    missed = [(e.id, s.name) for e in corpus.load(shipped_models / "corpus" / "corpus.jsonl")
+              for s in RULES.signals
+              if s.pattern.search(e.text.lower()) and not s.trigger & words_of(e.text)]
+    assert missed == []
 
 
 def test_every_signal_has_a_positive_example() -> None:

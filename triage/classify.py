@@ -26,7 +26,7 @@ from sklearn.svm import LinearSVC
 
 from triage import registry
 from triage.config import CATEGORIES, URGENT
-from triage.features import BatchNgrams
+from triage.features import BatchNgrams, Projection
 from triage.route import Prediction
 from triage.safety import SafetyRules, scan
 
@@ -244,6 +244,8 @@ class Model:
         self._order = np.array([classes.index(c) for c in CATEGORIES])
         coef = _linear_coef(pipeline[-1])[self._order]
         self._contrib = coef - coef.mean(axis=0)  # per category, relative to the others
+        self._contrib_flat = self._contrib.ravel()
+        self._n_columns = coef.shape[1]
         self._names = _feature_names(pipeline[0])
         self._named = np.zeros(coef.shape[1], dtype=bool)
         self._named[list(self._names)] = True
@@ -254,9 +256,13 @@ class Model:
         # scikit-learn's per-call input checks, which dominate for the worker's small batches
         # (tests/test_classify.py checks both agree).
         self._linear: tuple[np.ndarray, np.ndarray] | None = None
+        self._projection: Projection | None = None
         if isinstance(clf, LogisticRegression) and clf.coef_.shape[0] == len(CATEGORIES):
             self._linear = (np.ascontiguousarray(clf.coef_[self._order].T),
                             clf.intercept_[self._order].copy())
+            if len(pipeline) == 2 and isinstance(pipeline[0], BatchNgrams):
+                # Batch n-grams into a linear model: scores without building the matrix.
+                self._projection = Projection(pipeline[0], self._linear[0])
 
     def _proba(self, features: Any) -> np.ndarray:
         if self._linear is None:
@@ -266,6 +272,9 @@ class Model:
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, columns in :data:`CATEGORIES` order."""
+        if self._projection is not None and self._linear is not None:
+            scores, _ = self._projection(list(texts))
+            return np.asarray(softmax(scores + self._linear[1], axis=1))
         return self._proba(self._features.transform(list(texts)))
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
@@ -273,34 +282,47 @@ class Model:
         texts = list(texts)
         if not texts:
             return []
-        features = self._features.transform(texts)
-        proba = self._proba(features)
+        if self._projection is not None and self._linear is not None:
+            scores, words = self._projection(texts)
+            proba = np.asarray(softmax(scores + self._linear[1], axis=1))
+        else:
+            features = self._features.transform(texts)
+            proba = self._proba(features)
+            csr = features.tocsr()
+            words = (np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr)), csr.indices,
+                     csr.data)
         chosen = urgent_decisions(proba.copy(), self.urgent_threshold)
-        top = self._top_features(features, chosen)
+        top = self._top_features(words, chosen, len(texts))
         urgent = CATEGORIES.index(URGENT)
-        out = []
-        for i, text in enumerate(texts):
-            hits = scan(text, self.safety) if chosen[i] != urgent else ()
-            out.append(Prediction(
-                probabilities=dict(zip(CATEGORIES, proba[i].tolist(), strict=True)),
-                features=top[i], safety=hits))
-        return out
+        safety = self.safety
+        return [Prediction(probabilities=dict(zip(CATEGORIES, row, strict=True)),
+                           features=top[i],
+                           safety=scan(text, safety) if chosen[i] != urgent else ())
+                for i, (text, row) in enumerate(zip(texts, proba.tolist(), strict=True))]
 
-    def _top_features(self, features: Any, chosen: np.ndarray) -> list[tuple[str, ...]]:
-        """The ``top_features`` named features pushing hardest towards each chosen category."""
-        csr = features.tocsr()
-        rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
-        keep = self._named[csr.indices]
-        rows, cols, vals = rows[keep], csr.indices[keep], csr.data[keep]
-        contrib = vals * self._contrib[chosen[rows], cols]
+    def _top_features(self, entries: tuple[np.ndarray, ...], chosen: np.ndarray,
+                      n: int) -> list[tuple[str, ...]]:
+        """The ``top_features`` named features pushing hardest towards each chosen category.
+
+        ``entries`` are the (row, column, value) of the feature matrix, in any order.
+        """
+        rows, cols, vals = entries
+        keep = np.take(self._named, cols)
+        rows, cols, vals = rows[keep], cols[keep], vals[keep]
+        contrib = vals * np.take(self._contrib_flat, chosen[rows] * self._n_columns + cols)
         positive = contrib > 0
         rows, cols, contrib = rows[positive], cols[positive], contrib[positive]
-        order = np.lexsort((-contrib, rows))
+        # by row, strongest first: contributions are positive, so one float key sorts both
+        order = np.argsort(rows - contrib / (2 * contrib.max(initial=1.0)), kind="stable")
         rows, cols = rows[order], cols[order]
-        starts = np.searchsorted(rows, np.arange(csr.shape[0]))
+        # a repeated n-gram is one feature: its entries are equal, so adjacent once sorted
+        first = np.concatenate([[True], (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])]
+                               )[:len(rows)]
+        rows, cols = rows[first], cols[first]
+        starts = np.searchsorted(rows, np.arange(n))
         rank = np.arange(len(rows)) - starts[rows]
         take = rank < self.top_features
-        result: list[list[str]] = [[] for _ in range(csr.shape[0])]
+        result: list[list[str]] = [[] for _ in range(n)]
         names = self._names
         for r, c in zip(rows[take].tolist(), cols[take].tolist(), strict=True):
             result[r].append(names[c])

@@ -112,27 +112,37 @@ class BatchNgrams(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.byte_bits = byte_bits
         self.min_df = min_df
 
-    def _columns(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    def _runs(self, texts: Sequence[str]) -> tuple[list[tuple[bool, np.ndarray, np.ndarray]],
+                                                    dict[str, Any]]:
+        """(is a word column, document index, column) runs, each in document order."""
         raw = batch_bytes(texts)
         seps_before = np.concatenate([[0], np.cumsum(raw == _SEP)])
         starts, ends = word_spans(raw)
         hashes = word_hashes(raw, starts, ends)
         word_doc = seps_before[starts]
-        docs = [word_doc] if self.words else [word_doc[:0]]
-        cols = [_mix(hashes, self.word_bits)] if self.words else [word_doc[:0]]
+        runs = [(True, word_doc, _mix(hashes, self.word_bits))] if self.words else []
         pairs = np.zeros(0, dtype=bool)
         if self.words and self.bigrams and len(hashes) > 1:
             pairs = word_doc[1:] == word_doc[:-1]
             with np.errstate(over="ignore"):
                 joined = (hashes[:-1][pairs] * _GOLDEN) ^ (hashes[1:][pairs] + _PRIME)
-            docs.append(word_doc[:-1][pairs])
-            cols.append(_mix(joined, self.word_bits))
+            runs.append((True, word_doc[:-1][pairs], _mix(joined, self.word_bits)))
         if self.byte_sizes:
-            doc, bucket = byte_ngrams(raw, seps_before, self.byte_sizes, self.byte_bits)
-            docs.append(doc)
-            cols.append(bucket + (1 << self.word_bits))
-        spans = {"raw": raw, "starts": starts, "ends": ends, "pairs": pairs, "cols": cols}
-        return np.concatenate(docs), np.concatenate(cols), spans
+            offset = 1 << self.word_bits
+            for n in self.byte_sizes:
+                doc, bucket = byte_ngrams(raw, seps_before, (n,), self.byte_bits)
+                runs.append((False, doc, bucket + offset))
+        spans = {"raw": raw, "starts": starts, "ends": ends, "pairs": pairs}
+        return runs, spans
+
+    def _columns(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        runs, spans = self._runs(texts)
+        spans["cols"] = [col for _, _, col in runs]
+        if not runs:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, spans
+        return (np.concatenate([doc for _, doc, _ in runs]),
+                np.concatenate([col for _, _, col in runs]), spans)
 
     def fit(self, X: Sequence[str], y: Any = None) -> BatchNgrams:
         """Learn each column's IDF weight and the names of word buckets."""
@@ -151,7 +161,8 @@ class BatchNgrams(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         seen: dict[int, Counter[str]] = {}
         if not self.words:
             words = []
-        for bucket, word in zip(spans["cols"][0].tolist(), words, strict=True):
+        for bucket, word in zip(spans["cols"][0].tolist() if self.words else [], words,
+                                strict=True):
             seen.setdefault(bucket, Counter())[word] += 1
         if self.words and self.bigrams and len(words) > 1:
             pairs = [f"{a} {b}" for a, b, keep in zip(words, words[1:], spans["pairs"].tolist(),
@@ -182,3 +193,50 @@ class BatchNgrams(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def feature_names(self) -> dict[int, str]:
         """Readable names of the word and word-pair columns seen in training."""
         return dict(self.names_)
+
+
+class Projection:
+    """``ngrams.transform(texts) @ weights`` without building the matrix.
+
+    The TF-IDF rows are only ever multiplied by a linear model's weights, so each column's
+    IDF is folded into its weights once, and a batch costs one gather of a table row per
+    n-gram occurrence and one sum per document and block: no sort, no sparse matrix. The
+    word entries (document, column, TF-IDF value) are returned too, for naming the strongest
+    features of a decision. ``tests/test_features.py`` checks both against ``transform``.
+    """
+
+    def __init__(self, ngrams: BatchNgrams, weights: np.ndarray) -> None:
+        idf = ngrams.idf_
+        self.ngrams = ngrams
+        self.k = weights.shape[1]
+        # one row per column: IDF-scaled weights, then the squared IDF for the block norm
+        self.table = np.ascontiguousarray(np.hstack([idf[:, None] * weights, (idf**2)[:, None]]))
+        self.idf = idf
+
+    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """(scores of shape ``(len(texts), k)``, word entries ``(doc, col, value)``)."""
+        n, k = len(texts), self.k
+        scores = np.zeros((n, k))
+        if n == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return scores, (empty, empty, np.zeros(0))
+        runs, _ = self.ngrams._runs(texts)
+        # per block: sums of IDF-scaled weights, then of squared IDFs
+        sums = {True: np.zeros((n, k + 1)), False: np.zeros((n, k + 1))}
+        for is_word, doc, col in runs:
+            if len(doc):
+                # a run is in document order: a document's segment starts where doc changes
+                first = np.flatnonzero(np.concatenate([[True], doc[1:] != doc[:-1]]))
+                rows = np.take(self.table, col, axis=0)
+                sums[is_word][doc[first]] += np.add.reduceat(rows, first, axis=0)
+        norms = {block: np.maximum(np.sqrt(s[:, k]), 1e-12) for block, s in sums.items()}
+        for block, s in sums.items():
+            scores += s[:, :k] / norms[block][:, None]
+        word_norm = norms[True]
+        words = [(doc, col) for is_word, doc, col in runs if is_word]
+        if words:
+            doc = np.concatenate([d for d, _ in words])
+            col = np.concatenate([c for _, c in words])
+        else:
+            doc = col = np.zeros(0, dtype=np.int64)
+        return scores, (doc, col, np.take(self.idf, col) / word_norm[doc])

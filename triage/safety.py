@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 ACTIONS = ("urgent", "review")
-_WORDS = re.compile(r"[a-z0-9']+")
+_WORDS = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")  # inner apostrophes only: 'knife' is knife
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,15 +133,11 @@ def scan(text: str, rules: SafetyRules) -> tuple[Hit, ...]:
     """Signals that fire on ``text`` once figures of speech are blanked out."""
     text = text.lower()
     index = rules.index
-    candidates: set[int] = set()
-    for word in _WORDS.findall(text):
-        ids = index.get(word)
-        if ids:
-            candidates.update(ids)
-    if not candidates:
+    found = index.keys() & _WORDS.findall(text)  # trigger words present
+    if not found:
         return ()
-    matched = [rules.signals[i] for i in sorted(candidates)
-               if rules.signals[i].pattern.search(text)]
+    candidates = sorted({i for word in found for i in index[word]})
+    matched = [rules.signals[i] for i in candidates if rules.signals[i].pattern.search(text)]
     if matched and rules.figures is not None:
         text = rules.figures.sub(" ", text)
         matched = [s for s in matched if s.pattern.search(text)]
