@@ -73,13 +73,15 @@ def ticket_row(message: InboundMessage, decision: Decision, model_version: str,
     created = message.created_at.timestamp() if message.created_at else None
     start = sla.clock_start(created, received_at)
     respond_by = sla.deadline(start, decision.sla_seconds)
+    # orjson writes aware datetimes as isoformat() does, and embeds the message as pydantic
+    # serialised it, without a round trip through Python objects.
     body = orjson.dumps({
         "version": TICKET_SCHEMA_VERSION, "ticket_id": message.ticket_id,
-        "message": message.model_dump(mode="json"), "category": decision.category,
+        "message": orjson.Fragment(message.model_dump_json()), "category": decision.category,
         "priority": decision.priority, "queue": decision.queue, "review": decision.review,
         "confidence": round(decision.confidence, 4), "reasons": list(decision.reasons),
-        "model_version": model_version, "received_at": _iso(received_at),
-        "routed_at": _iso(routed_at), "respond_by": _iso(respond_by) if respond_by else None,
+        "model_version": model_version, "received_at": _utc(received_at),
+        "routed_at": _utc(routed_at), "respond_by": _utc(respond_by) if respond_by else None,
     })
     row = {
         "ticket_id": message.ticket_id, "platform": message.platform,
@@ -93,8 +95,8 @@ def ticket_row(message: InboundMessage, decision: Decision, model_version: str,
     return row, body
 
 
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
 
 
 @dataclass
