@@ -83,3 +83,50 @@ def test_promotion_gates_and_rollback(models: tuple[Path, str]) -> None:
     assert registry.rollback(models_dir, None)["promoted"] == version
     with pytest.raises(ModelError, match="nothing to roll back"):
         registry.rollback(models_dir, None)
+
+
+def test_a_current_model_trained_on_other_data_is_measured_on_the_candidates_split(
+        models: tuple[Path, str]) -> None:
+    models_dir, version = models
+    current = registry.read_manifest(models_dir, version)["metrics"]["test"]
+    newer = _clone(models_dir, version, "v-new-data", urgent_recall=0.99,
+                   macro_f1=current["macro_f1"] - 0.01)
+    path = models_dir / newer / registry.MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["training_data"]["sha256"] = "0" * 64  # trained on another corpus
+    path.write_text(json.dumps(manifest))
+    asked: list[str] = []
+
+    def rescore(current_version: str, candidate: Any) -> float:
+        asked.append(current_version)
+        return float(candidate["metrics"]["test"]["macro_f1"]) - 0.02
+
+    # below the current model's recorded figure, but above it on the candidate's own split
+    assert registry.promote(models_dir, newer, None, rescore)["promoted"] == newer
+    assert asked == [version]
+    registry.rollback(models_dir, None)
+    with pytest.raises(ModelError, match="on the candidate's test split"):
+        registry.promote(models_dir, newer, None, lambda *_: 0.999)
+    # same training data: the recorded figures compare like with like, no rescoring
+    same = _clone(models_dir, version, "v-same-data", urgent_recall=0.99,
+                  macro_f1=current["macro_f1"] - 0.01)
+    with pytest.raises(ModelError, match="as recorded on its own test split"):
+        registry.promote(models_dir, same, None, lambda *_: pytest.fail("rescored"))
+
+
+def test_rescorer_measures_the_previous_shipped_model_on_todays_split(
+        shipped_models: Path, tmp_path: Path) -> None:
+    from triage.config import load
+    from triage.evaluate import rescorer
+    from triage.safety import load_rules
+
+    history = registry.read_registry(shipped_models).get("history") or []
+    if not history:
+        pytest.skip("the shipped registry keeps no earlier version")
+    settings = load(models_dir=shipped_models)
+    candidate = registry.read_manifest(shipped_models, registry.promoted(shipped_models))
+    f1 = rescorer(settings, load_rules())(history[-1], candidate)
+    assert f1 is not None and 0.5 < f1 < 1.0
+    moved = {**candidate, "training_data": {**candidate["training_data"],
+                                            "file": str(tmp_path / "gone.jsonl")}}
+    assert rescorer(settings, load_rules())(history[-1], moved) is None

@@ -80,7 +80,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"real chatter: {alarms['urgent_share']:.2%} to urgent, "
               f"{alarms['crime_report_share']:.2%} to crime_report")
     if args.promote:
-        registry.promote(settings.models_dir, manifest["version"], settings.model_signing_key)
+        registry.promote(settings.models_dir, manifest["version"], settings.model_signing_key,
+                         _rescorer(settings))
         print(f"promoted {manifest['version']}")
     else:
         print(f"promote it with: triage models promote {manifest['version']}")
@@ -213,10 +214,17 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _rescorer(settings: Settings) -> registry.Rescore:
+    from triage.evaluate import rescorer
+
+    return rescorer(settings, _safety(settings))
+
+
 def cmd_models_promote(args: argparse.Namespace) -> int:
     """Promote a version, or say why not."""
     settings = _settings(args)
-    registry.promote(settings.models_dir, args.version, settings.model_signing_key)
+    registry.promote(settings.models_dir, args.version, settings.model_signing_key,
+                     _rescorer(settings))
     print(f"promoted {args.version}; running services switch on their next reload")
     return EXIT_OK
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from triage.classify import Model
-from triage.config import CATEGORIES, URGENT
+from triage import corpus
+from triage.classify import Model, load_model
+from triage.config import CATEGORIES, URGENT, Settings
 from triage.route import Decision, Rules, decide
+from triage.safety import SafetyRules
 
 BATCH = 1000
 
@@ -72,6 +74,30 @@ def false_alarms(model: Model, rules: Rules, path: Path) -> dict[str, Any] | Non
             d.review and d.priority == rules.routes[URGENT].priority for d in routed) / n,
         "chatter_share": sum(d.category == "chatter" for d in routed) / n,
     }
+
+
+def rescorer(settings: Settings, safety: SafetyRules
+             ) -> Callable[[str, Mapping[str, Any]], float | None]:
+    """For promotion: the current model's macro-F1 on a candidate's test split.
+
+    The candidate's manifest names its corpus file and sha256; when that file is no longer
+    there unchanged, None (the gate then compares the recorded figures and says so).
+    """
+    def rescore(current_version: str, candidate: Mapping[str, Any]) -> float | None:
+        data = candidate.get("training_data", {})
+        recorded = Path(str(data.get("file", "")))
+        for path in (recorded, settings.models_dir.parent / recorded):
+            if path.is_file() and corpus.sha256(path) == data.get("sha256"):
+                break
+        else:
+            return None
+        model = load_model(settings.models_dir, safety, version=current_version,
+                           signing_key=settings.model_signing_key)
+        test = [e for e in corpus.load(path) if e.split == "test"]
+        report = evaluate(model, Rules.from_settings(settings, model.urgent_threshold),
+                          [e.text for e in test], [e.label for e in test])
+        return float(report["macro_f1"])
+    return rescore
 
 
 def plot_confusion(report: dict[str, Any], path: Path, title: str) -> None:

@@ -40,6 +40,8 @@ from triage.api import CTX, Context, load_models
 from triage.broker import persistent, publish_confirmed
 from triage.config import CATEGORIES, HEADER_SCHEMA, INBOUND_SCHEMA_VERSION, ROLES, Settings
 from triage.consume import ModelRef
+from triage.evaluate import rescorer
+from triage.safety import load_rules
 from triage.schema import InboundMessage, Rejection, decode, encode
 
 log = logging.getLogger("triage.http")
@@ -609,7 +611,8 @@ async def promote_model(request: web.Request) -> web.Response:
     settings = ctx.settings
     return await _registry_change(
         request, "model.promote",
-        lambda: registry.promote(settings.models_dir, version, settings.model_signing_key),
+        lambda: registry.promote(settings.models_dir, version, settings.model_signing_key,
+                                 rescorer(settings, load_rules(settings.safety_rules))),
         version)
 
 

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,31 +156,52 @@ def promoted(models_dir: Path) -> str:
     return str(version)
 
 
-def promotion_refusal(candidate: Mapping[str, Any],
-                      current: Mapping[str, Any] | None) -> str | None:
-    """Why ``candidate`` may not be promoted over ``current``, or None when it may."""
+#: ``rescore(current_version, candidate_manifest)``: the current model's macro-F1 on the
+#: candidate's test split, or None when it cannot be measured there.
+Rescore = Callable[[str, Mapping[str, Any]], float | None]
+
+
+def promotion_refusal(candidate: Mapping[str, Any], current: Mapping[str, Any] | None,
+                      current_f1: float | None = None) -> str | None:
+    """Why ``candidate`` may not be promoted over ``current``, or None when it may.
+
+    ``current_f1`` is the current model's macro-F1 on the candidate's test split when it was
+    measured there; otherwise the current model's own recorded figure is compared.
+    """
     test = candidate.get("metrics", {}).get("test", {})
     recall = test.get("urgent_recall")
     if recall is None or recall < MIN_URGENT_RECALL:
         return (f"urgent recall on the test split is {recall}; promotion needs at least "
                 f"{MIN_URGENT_RECALL}")
     if current is not None:
-        current_f1 = current.get("metrics", {}).get("test", {}).get("macro_f1", 0.0)
+        where = "on the candidate's test split"
+        if current_f1 is None:
+            current_f1 = current.get("metrics", {}).get("test", {}).get("macro_f1", 0.0)
+            where = "as recorded on its own test split"
         if test.get("macro_f1", 0.0) < current_f1:
             return (f"macro-F1 {test.get('macro_f1'):.4f} is below the current model "
-                    f"{current['version']}'s {current_f1:.4f}")
+                    f"{current['version']}'s {current_f1:.4f} {where}")
     return None
 
 
-def promote(models_dir: Path, version: str, signing_key: str | None) -> dict[str, Any]:
-    """Make ``version`` the default everywhere, if it passes its checks and the gates."""
+def promote(models_dir: Path, version: str, signing_key: str | None,
+            rescore: Rescore | None = None) -> dict[str, Any]:
+    """Make ``version`` the default everywhere, if it passes its checks and the gates.
+
+    With ``rescore``, a current model trained on other data is measured again on the
+    candidate's test split, so the two macro-F1 figures compare like with like.
+    """
     candidate = verify(models_dir, version, signing_key)
     registry = read_registry(models_dir)
     current_version = registry.get("promoted")
     if current_version == version:
         raise ModelError(f"{version} is already the promoted model")
     current = read_manifest(models_dir, current_version) if current_version else None
-    refusal = promotion_refusal(candidate, current)
+    current_f1 = None
+    if current is not None and rescore is not None and _data_sha(current) != _data_sha(
+            candidate):
+        current_f1 = rescore(str(current_version), candidate)
+    refusal = promotion_refusal(candidate, current, current_f1)
     if refusal:
         raise ModelError(f"promotion of {version} refused: {refusal}")
     history = list(registry.get("history", []))
@@ -189,6 +210,11 @@ def promote(models_dir: Path, version: str, signing_key: str | None) -> dict[str
     registry = {"promoted": version, "history": history}
     _write_json(models_dir / REGISTRY, registry)
     return registry
+
+
+def _data_sha(manifest: Mapping[str, Any]) -> str | None:
+    sha = manifest.get("training_data", {}).get("sha256")
+    return str(sha) if sha else None
 
 
 def rollback(models_dir: Path, signing_key: str | None) -> dict[str, Any]:
