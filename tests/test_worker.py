@@ -291,3 +291,28 @@ async def test_ticket_bodies_follow_the_ticket_v1_contract(amqp_url: str,
     for _, body in got.tickets:
         ticket = Ticket.model_validate(body)
         assert ticket.ticket_id == ticket.message.ticket_id
+
+
+async def test_a_store_write_that_waits_shows_as_stalled(tmp_path: Path) -> None:
+    """/readyz's store_writes check: how long the oldest running store call has waited."""
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path)
+    store = await Store.open(settings.db_url)
+    worker = Worker(settings, store, load_models(settings), Metrics(settings))
+    release = asyncio.Event()
+
+    async def locked_out(rows: list[str]) -> int:
+        await release.wait()
+        return len(rows)
+
+    try:
+        assert worker.store_stalled_for() == 0.0
+        call = asyncio.create_task(worker._retry_store("record", locked_out, ["a"]))
+        await asyncio.sleep(0.3)
+        assert 0.2 < worker.store_stalled_for() < 5
+        release.set()
+        assert await call == 1
+        assert worker.store_stalled_for() == 0.0
+    finally:
+        await store.close()

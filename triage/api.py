@@ -111,7 +111,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: broker connected, consumer attached, model loaded, store reachable."""
+    """Ready: broker connected, consumer attached, model loaded, store reachable and writing."""
     ctx = request.app[CTX]
     checks = {
         "broker": bool(ctx.connection is not None and not ctx.connection.is_closed),
@@ -119,6 +119,9 @@ async def readyz(request: web.Request) -> web.Response:
         "events_consumer": bool(ctx.events is not None and ctx.events.consuming),
         "model": ctx.models is not None,
         "store": bool(ctx.store is not None and await ctx.store.ping()),
+        # a read answers while SQLite is write-locked or writes fail: are writes getting done?
+        "store_writes": bool(ctx.worker is not None and ctx.worker.store_stalled_for()
+                             < ctx.settings.store_stall_seconds),
     }
     ready = all(checks.values())
     return web.json_response({"status": "ready" if ready else "not ready", "checks": checks},

@@ -133,6 +133,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     publish_timeout_seconds: float = Field(default=30.0, gt=0)
     shutdown_grace_seconds: float = Field(default=25.0, gt=0)
+    store_stall_seconds: float = Field(default=5.0, gt=0)
 
     # SLA watchdog
     at_risk_share: float = Field(default=0.8, gt=0.0, lt=1.0)

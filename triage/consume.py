@@ -128,6 +128,7 @@ class Worker:
         self.publish_channel: AbstractChannel | None = None
         self.topology: Topology | None = None
         self.handled = 0
+        self._store_calls: dict[int, float] = {}  # running store calls: id -> monotonic start
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -150,6 +151,15 @@ class Worker:
         self._task = asyncio.create_task(self._loop(), name="triage-batches")
         log.info("consuming %s (prefetch %d, batches up to %d)", self.settings.inbound_queue,
                  self.settings.prefetch, self.settings.batch_max)
+
+    def store_stalled_for(self) -> float:
+        """Seconds the oldest running store call has waited (failing, retrying or locked out).
+
+        While it grows nothing is routed: messages wait in the queue, unacked.
+        """
+        if not self._store_calls:
+            return 0.0
+        return time.monotonic() - min(self._store_calls.values())
 
     @property
     def consuming(self) -> bool:
@@ -414,19 +424,24 @@ class Worker:
     async def _retry_store(self, operation: str, func: Callable[..., Awaitable[T]],
                            *args: Any) -> T:
         """Run a store operation until it succeeds; while it fails nothing is acked."""
+        key = id(args)  # args lives as long as this call
+        self._store_calls[key] = time.monotonic()
         attempt = 0
-        while True:
-            try:
-                return await func(*args)
-            except Exception as exc:
-                attempt += 1
-                self.metrics.store_errors.labels(operation).inc()
-                if self._stopping and attempt > 3:
-                    raise
-                delay = compute_backoff(attempt)
-                log.warning("ticket store %s failed (%s); retry %d in %.1fs", operation,
-                            type(exc).__name__, attempt, delay)
-                await asyncio.sleep(delay)
+        try:
+            while True:
+                try:
+                    return await func(*args)
+                except Exception as exc:
+                    attempt += 1
+                    self.metrics.store_errors.labels(operation).inc()
+                    if self._stopping and attempt > 3:
+                        raise
+                    delay = compute_backoff(attempt)
+                    log.warning("ticket store %s failed (%s); retry %d in %.1fs", operation,
+                                type(exc).__name__, attempt, delay)
+                    await asyncio.sleep(delay)
+        finally:
+            del self._store_calls[key]
 
 
 def compute_backoff(attempt: int, *, base: float = 0.5, cap: float = 5.0) -> float:

@@ -392,13 +392,13 @@ def _outage_figures(fig: Figures, rows: Sequence[Row], down_at: float, back_at: 
 async def _store_outage(fig: Figures, run: Run, profile: Profile, db_url: str, seed: int,
                         seconds: float, what: str,
                         outage: Callable[[], Awaitable[tuple[float, float]]],
-                        ) -> tuple[bool, float, bool, int]:
+                        **worker_settings: float) -> tuple[bool, float, bool, int]:
     """Messages flow at ``store_rate`` while ``outage()`` takes the store away for ``seconds``
     (it returns when the store went and came back); then the books are settled.
 
     Returns (settled, store errors, the worker stayed alive, batch_max).
     """
-    worker = run.start_worker(db_url)
+    worker = run.start_worker(db_url, **worker_settings)
     await run.wait_ready(worker)
     await run.collector.start()
     watch = ReadyWatch(run, worker)
@@ -422,12 +422,17 @@ async def _store_outage(fig: Figures, run: Run, profile: Profile, db_url: str, s
     return settled, errors, alive, run.settings.batch_max
 
 
+#: The worker's ``TRIAGE_STORE_STALL_SECONDS`` in the lock scenario, shorter than the lock.
+STALL_SECONDS = 2.0
+
+
 async def store_sqlite_lock(profile: Profile, seed: int = 4) -> Figures:
     """Another process holds ``BEGIN EXCLUSIVE`` on the SQLite store while messages flow.
 
-    The worker can read but not write: it must stop routing and acking, lose nothing, and
-    resume when the lock goes (a lock longer than the 30 s busy timeout makes the store calls
-    fail and the worker retry with backoff).
+    The worker can read but not write: it must stop routing and acking, say so on /readyz
+    (503 once a write has waited ``TRIAGE_STORE_STALL_SECONDS``), lose nothing, and resume
+    when the lock goes (a lock longer than the 30 s busy timeout makes the store calls fail
+    and the worker retry with backoff).
     """
     fig = Figures("store_sqlite_lock", profile.name)
     began = time.monotonic()
@@ -435,10 +440,13 @@ async def store_sqlite_lock(profile: Profile, seed: int = 4) -> Figures:
         lock = SqliteLock(run.tmp / "tickets.db", profile.lock_seconds)
         settled, _, _, batch_max = await _store_outage(
             fig, run, profile, run.sqlite_url(), seed, profile.lock_seconds, "lock held",
-            lock.hold)
+            lock.hold, store_stall_seconds=STALL_SECONDS)
     fig.details["summary"] = (
         f"SQLite locked {fig.details['outage_s']} s: {fig.details['tickets_during_outage']} "
-        f"tickets routed meanwhile, routing again +{fig.details['routing_after_s']} s after")
+        f"tickets routed meanwhile, /readyz 503: {fig.details['readyz_503_during_outage']}, "
+        f"routing again +{fig.details['routing_after_s']} s after")
+    fig.check(f"/readyz 503 once writes stalled {STALL_SECONDS} s",
+              fig.details["readyz_503_during_outage"])
     fig.check("routing stopped while locked (at most the batches in flight)",
               fig.details["tickets_during_outage"] <= 2 * batch_max)
     fig.check("dead_lettered == 0", fig.dead_lettered == 0)
