@@ -272,3 +272,15 @@ def test_any_changed_character_of_a_signature_fails(secret: str, body: bytes,
         changed = header[:index] + char + header[index + 1:]
         if not same(changed.strip(), header):
             assert not verify(secret, body, changed)
+
+
+@PROPERTY
+@given(text=st.text(st.characters(exclude_categories=["Cs"]), max_size=200)
+       | st.text(alphabet="ab'0 .\u00e9\U0001f52a-", max_size=60))
+def test_the_safety_fast_path_sees_every_word(text: str) -> None:
+    """scan() looks trigger words up among _tokens(): a superset of words_of()'s words."""
+    from triage.safety import _tokens, words_of
+
+    tokens = set(_tokens(text.lower()))
+    for word in words_of(text):
+        assert word.split("'")[0].encode("ascii") in tokens

@@ -202,7 +202,7 @@ def document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/healthz": {"get": _op("healthz", "Liveness: the process answers.", {
             "200": _json({"type": "object"}, "Alive.")}, tag="health")},
-        "/readyz": {"get": _op("readyz", "Readiness: broker, consumers, model, store reads and writes.", {
+        "/readyz": {"get": _op("readyz", "Readiness: broker, consumers, model, store, writes.", {
             "200": _json({"type": "object"}, "Ready."),
             "503": _json({"type": "object"}, "Not ready; `checks` says what fails.")},
             tag="health")},

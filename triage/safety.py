@@ -35,8 +35,8 @@ class SafetyRules:
     figures: re.Pattern[str] | None
     signals: tuple[Signal, ...]
     source: str
-    #: trigger word -> indices of the signals it can start
-    index: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    #: trigger word (ASCII bytes; the part before an apostrophe) -> indices of its signals
+    index: Mapping[bytes, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +111,26 @@ def parse_rules(text: str, source: str = "<string>") -> SafetyRules:
     )
 
 
-def _index(signals: list[Signal]) -> dict[str, tuple[int, ...]]:
-    found: dict[str, list[int]] = {}
+def _index(signals: list[Signal]) -> dict[bytes, tuple[int, ...]]:
+    found: dict[bytes, list[int]] = {}
     for i, signal in enumerate(signals):
         for word in signal.trigger:
-            found.setdefault(word, []).append(i)
+            # a word with an apostrophe ("don't") is found by its first part ("don")
+            key = word.split("'")[0].encode("ascii")
+            if i not in found.setdefault(key, []):
+                found[key].append(i)
     return {word: tuple(ids) for word, ids in found.items()}
+
+
+#: bytes.translate table: every byte but a-z and 0-9 becomes a space.
+_SEPARATE = bytes(b if 97 <= b <= 122 or 48 <= b <= 57 else 32 for b in range(256))
+
+
+def _tokens(lowered: str) -> list[bytes]:
+    """Every maximal run of a-z and 0-9 in a lower-cased text, in C: non-ASCII characters
+    become '?' and then, like apostrophes, separators. Each word of :func:`words_of` is one of
+    these runs or, with an inner apostrophe, made of them."""
+    return lowered.encode("ascii", "replace").translate(_SEPARATE).split()
 
 
 def load_rules(path: Path | None = None) -> SafetyRules:
@@ -133,7 +147,7 @@ def scan(text: str, rules: SafetyRules) -> tuple[Hit, ...]:
     """Signals that fire on ``text`` once figures of speech are blanked out."""
     text = text.lower()
     index = rules.index
-    found = index.keys() & _WORDS.findall(text)  # trigger words present
+    found = index.keys() & _tokens(text)  # trigger words present (or a superset of them)
     if not found:
         return ()
     candidates = sorted({i for word in found for i in index[word]})
