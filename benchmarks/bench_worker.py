@@ -51,7 +51,12 @@ if __package__ in (None, ""):  # run as a script: the repository root holds `ben
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import triage
-from benchmarks.procstat import machine_busy_seconds, process_cpu_seconds, tree_cpu_seconds
+from benchmarks.procstat import (
+    machine_busy_seconds,
+    machine_wait_seconds,
+    process_cpu_seconds,
+    tree_cpu_seconds,
+)
 from triage import config
 from triage.broker import declare, persistent, publish_confirmed, publish_lines, queue_arguments
 
@@ -68,6 +73,8 @@ LATENCY_TARGET_MS = 100.0
 RATIO_TARGET = 0.70
 #: Above this CPU share (% of one core) used by other processes, the table warns.
 NOISY_OTHERS_PCT = 25.0
+#: Above this iowait + steal (% of one core) in a phase, latency percentiles are disturbed.
+NOISY_WAIT_PCT = 20.0
 
 
 def log(text: str) -> None:
@@ -232,11 +239,12 @@ class CpuMeter:
     consumer: int
     broker: int | None
     bench: list[int]
-    start: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0)
+    start: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
-    def _read(self) -> tuple[float, float, float, float, float]:
+    def _read(self) -> tuple[float, ...]:
         return (time.monotonic(), machine_busy_seconds(), tree_cpu_seconds(self.consumer),
-                process_cpu_seconds(self.broker), sum(process_cpu_seconds(p) for p in self.bench))
+                process_cpu_seconds(self.broker), sum(process_cpu_seconds(p) for p in self.bench),
+                *machine_wait_seconds())
 
     def begin(self) -> None:
         """Start the interval."""
@@ -255,7 +263,8 @@ class CpuMeter:
         others = max(0.0, d[1] - d[2] - d[3] - d[4])
         return {"consumer": round(100 * d[2] / seconds, 1),
                 "broker": round(100 * d[3] / seconds, 1) if self.broker else -1.0,
-                "bench": round(100 * d[4] / seconds, 1), "others": round(100 * others / seconds, 1)}
+                "bench": round(100 * d[4] / seconds, 1), "others": round(100 * others / seconds, 1),
+                "iowait": round(100 * d[5] / seconds, 1), "steal": round(100 * d[6] / seconds, 1)}
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -690,13 +699,14 @@ def others_now(seconds: float = 1.0) -> float:
 
 def _cpu(cpu: dict[str, float]) -> str:
     return "".join(f"{cpu.get(k, -1):>{w}.0f}"
-                   for k, w in (("consumer", 6), ("broker", 8), ("bench", 7), ("others", 8)))
+                   for k, w in (("consumer", 6), ("broker", 8), ("bench", 7), ("others", 8),
+                                ("iowait", 8), ("steal", 7)))
 
 
 def format_table(report: Report, messages: int) -> str:
     """The human-readable summary."""
     m = report.machine
-    cpu_head = f"{'cons':>6}{'broker':>8}{'bench':>7}{'others':>8}"
+    cpu_head = f"{'cons':>6}{'broker':>8}{'bench':>7}{'others':>8}{'iowait':>8}{'steal':>7}"
     lines = [f"machine: {m['cores']} cores, Python {m['python']}, {m['platform']}",
              f"         RabbitMQ {m.get('rabbitmq')}, aio-pika {m['aio_pika']}, scikit-learn "
              f"{m['scikit_learn']}; load {m['load_avg_1m']} and other processes "
@@ -704,7 +714,8 @@ def format_table(report: Report, messages: int) -> str:
              f"code: {m['triage_code']}",
              f"model: {m['model']} ({m['models_dir']}); store: fresh SQLite",
              "", "sustained rate from a pre-filled queue (first to last output message; "
-             "CPU in % of one core; cons includes the consumer's child processes)",
+             "CPU in % of one core; cons includes the consumer's child processes;",
+             "iowait and steal: the machine's time waiting on disk and taken by the hypervisor)",
              f"  {'process':<12}{'msgs':>7}{'seconds':>9}{'msg/s':>8}   {cpu_head}"]
     by_name = {r.process: r for r in report.rates}
     for r in report.rates:
@@ -736,6 +747,12 @@ def format_table(report: Report, messages: int) -> str:
     if busiest > NOISY_OTHERS_PCT:
         lines.append(f"WARNING: other processes used up to {busiest:.0f}% of a core during the "
                      "run; the figures are disturbed, run again on a quiet machine")
+    waiting = max([x.cpu_pct.get("iowait", 0.0) + x.cpu_pct.get("steal", 0.0) for x in phases],
+                  default=0.0)
+    if waiting > NOISY_WAIT_PCT:
+        lines.append(f"WARNING: up to {waiting:.0f}% of a core waited on disk or was taken by "
+                     "the hypervisor in a phase; confirms wait on the disk, so latency "
+                     "percentiles are disturbed")
     staged = [(f"{x.process} sustained", x.stages_ms) for x in report.rates if x.stages_ms]
     staged += [(f"{x.process} @{x.offered_rate:g}", x.stages_ms) for x in report.latencies
                if x.stages_ms]

@@ -24,6 +24,17 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_wait_seconds() -> tuple[float, float]:
+    """(iowait, steal) seconds of the whole machine since boot (all cores), from /proc/stat.
+
+    iowait: idle with disk I/O outstanding (the broker's quorum queues write to disk); steal:
+    time the hypervisor gave to other guests. Either makes latency figures noisy.
+    """
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return values[4] / tick, values[7] / tick
+
+
 def tree_cpu_seconds(pid: int | None) -> float:
     """CPU seconds of a process and its live children (e.g. the worker's classifier child)."""
     if pid is None:
