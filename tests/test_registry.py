@@ -114,19 +114,17 @@ def test_a_current_model_trained_on_other_data_is_measured_on_the_candidates_spl
         registry.promote(models_dir, same, None, lambda *_: pytest.fail("rescored"))
 
 
-def test_rescorer_measures_the_previous_shipped_model_on_todays_split(
-        shipped_models: Path, tmp_path: Path) -> None:
+def test_rescorer_measures_a_model_as_training_did(shipped_models: Path, tmp_path: Path) -> None:
+    """Measured again on its own split, the promoted model gets its recorded macro-F1."""
     from triage.config import load
     from triage.evaluate import rescorer
     from triage.safety import load_rules
 
-    history = registry.read_registry(shipped_models).get("history") or []
-    if not history:
-        pytest.skip("the shipped registry keeps no earlier version")
     settings = load(models_dir=shipped_models)
-    candidate = registry.read_manifest(shipped_models, registry.promoted(shipped_models))
-    f1 = rescorer(settings, load_rules())(history[-1], candidate)
-    assert f1 is not None and 0.5 < f1 < 1.0
-    moved = {**candidate, "training_data": {**candidate["training_data"],
-                                            "file": str(tmp_path / "gone.jsonl")}}
-    assert rescorer(settings, load_rules())(history[-1], moved) is None
+    version = registry.promoted(shipped_models)
+    manifest = registry.read_manifest(shipped_models, version)
+    f1 = rescorer(settings, load_rules())(version, manifest)
+    assert f1 == pytest.approx(manifest["metrics"]["test"]["macro_f1"], abs=1e-9)
+    moved = {**manifest, "training_data": {**manifest["training_data"],
+                                           "file": str(tmp_path / "gone.jsonl")}}
+    assert rescorer(settings, load_rules())(version, moved) is None
