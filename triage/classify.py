@@ -262,7 +262,7 @@ class Model:
                             clf.intercept_[self._order].copy())
             if len(pipeline) == 2 and isinstance(pipeline[0], BatchNgrams):
                 # Batch n-grams into a linear model: scores without building the matrix.
-                self._projection = Projection(pipeline[0], self._linear[0])
+                self._projection = Projection(pipeline[0], *self._linear)
 
     def _proba(self, features: Any) -> np.ndarray:
         if self._linear is None:
@@ -270,28 +270,28 @@ class Model:
         weights, intercept = self._linear
         return np.asarray(softmax(np.asarray(features @ weights) + intercept, axis=1))
 
+    def _scored(self, texts: list[str]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """Probabilities (columns in :data:`CATEGORIES` order) and the (row, column, value)
+        entries of the features, of which the named ones give the reasons."""
+        if self._projection is not None:
+            scores, words = self._projection(texts)
+            return np.asarray(softmax(scores, axis=1)), words
+        features = self._features.transform(texts)
+        csr = features.tocsr()
+        rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+        return self._proba(features), (rows, csr.indices, csr.data)
+
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, columns in :data:`CATEGORIES` order."""
-        if self._projection is not None and self._linear is not None:
-            scores, _ = self._projection(list(texts))
-            return np.asarray(softmax(scores + self._linear[1], axis=1))
-        return self._proba(self._features.transform(list(texts)))
+        return self._scored(list(texts))[0]
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """One :class:`Prediction` per text, with top features and safety-net hits."""
         texts = list(texts)
         if not texts:
             return []
-        if self._projection is not None and self._linear is not None:
-            scores, words = self._projection(texts)
-            proba = np.asarray(softmax(scores + self._linear[1], axis=1))
-        else:
-            features = self._features.transform(texts)
-            proba = self._proba(features)
-            csr = features.tocsr()
-            words = (np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr)), csr.indices,
-                     csr.data)
-        chosen = urgent_decisions(proba.copy(), self.urgent_threshold)
+        proba, words = self._scored(texts)
+        chosen = urgent_decisions(proba, self.urgent_threshold)
         top = self._top_features(words, chosen, len(texts))
         urgent = CATEGORIES.index(URGENT)
         safety = self.safety

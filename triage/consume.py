@@ -128,7 +128,7 @@ class Worker:
         self.publish_channel: AbstractChannel | None = None
         self.topology: Topology | None = None
         self.handled = 0
-        self._store_calls: dict[int, float] = {}  # running store calls: id -> monotonic start
+        self._store_calls: dict[object, float] = {}  # running store call -> monotonic start
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -424,7 +424,7 @@ class Worker:
     async def _retry_store(self, operation: str, func: Callable[..., Awaitable[T]],
                            *args: Any) -> T:
         """Run a store operation until it succeeds; while it fails nothing is acked."""
-        key = id(args)  # args lives as long as this call
+        key = object()
         self._store_calls[key] = time.monotonic()
         attempt = 0
         try:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from triage import corpus
+from triage import corpus, registry
 from triage.classify import Model, load_model
 from triage.config import CATEGORIES, URGENT, Settings
 from triage.route import Decision, Rules, decide
@@ -76,8 +76,7 @@ def false_alarms(model: Model, rules: Rules, path: Path) -> dict[str, Any] | Non
     }
 
 
-def rescorer(settings: Settings, safety: SafetyRules
-             ) -> Callable[[str, Mapping[str, Any]], float | None]:
+def rescorer(settings: Settings, safety: SafetyRules) -> registry.Rescore:
     """For promotion: the current model's macro-F1 on a candidate's test split.
 
     The candidate's manifest names its corpus file and sha256; when that file is no longer

@@ -196,7 +196,7 @@ class BatchNgrams(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
 
 class Projection:
-    """``ngrams.transform(texts) @ weights`` without building the matrix.
+    """``ngrams.transform(texts) @ weights + intercept`` without building the matrix.
 
     The TF-IDF rows are only ever multiplied by a linear model's weights, so each column's
     IDF is folded into its weights once, and a batch costs one gather of a table row per
@@ -205,10 +205,12 @@ class Projection:
     features of a decision. ``tests/test_features.py`` checks both against ``transform``.
     """
 
-    def __init__(self, ngrams: BatchNgrams, weights: np.ndarray) -> None:
+    def __init__(self, ngrams: BatchNgrams, weights: np.ndarray,
+                 intercept: np.ndarray | None = None) -> None:
         idf = ngrams.idf_
         self.ngrams = ngrams
         self.k = weights.shape[1]
+        self.intercept = np.zeros(self.k) if intercept is None else intercept
         # one row per column: IDF-scaled weights, then the squared IDF for the block norm
         self.table = np.ascontiguousarray(np.hstack([idf[:, None] * weights, (idf**2)[:, None]]))
         self.idf = idf
@@ -216,7 +218,7 @@ class Projection:
     def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """(scores of shape ``(len(texts), k)``, word entries ``(doc, col, value)``)."""
         n, k = len(texts), self.k
-        scores = np.zeros((n, k))
+        scores = np.tile(self.intercept, (n, 1))
         if n == 0:
             empty = np.zeros(0, dtype=np.int64)
             return scores, (empty, empty, np.zeros(0))
