@@ -624,7 +624,10 @@ async def run(args: argparse.Namespace, url: str, workdir: Path,
                                                   round_), report)
             passthrough = children.start("passthrough", [
                 str(BIN / "python"), str(ROOT / "benchmarks" / "passthrough.py"), "--url", url,
-                "--queue", PT_IN, "--exchange", PT_OUT, "--routing-key", PT_OUT],
+                "--queue", PT_IN, "--exchange", PT_OUT, "--routing-key", PT_OUT,
+                # the worker's own batching (TRIAGE_PREFETCH, TRIAGE_BATCH_MAX), so that the
+                # baseline is the same broker pattern
+                "--prefetch", str(settings.prefetch), "--batch-max", str(settings.batch_max)],
                 dict(os.environ), workdir)
             log(f"passthrough (round {round_}): draining the pre-filled queue")
             rate = await sustained_rate(admin, passthrough, [PT_OUT], settings.dead_queue,
