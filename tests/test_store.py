@@ -3,12 +3,17 @@ and PostgreSQL's Core statements, across statement chunks."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from triage import store as store_module
+from triage.consume import ticket_row
+from triage.route import Decision
+from triage.schema import InboundMessage, decode
 from triage.store import ROW_COLUMNS, Store
 
 
@@ -21,8 +26,17 @@ def row(ticket_id: str, body: str = "{}") -> dict[str, Any]:
             "body": body}
 
 
-def test_rows_carry_exactly_the_bound_columns() -> None:
-    assert set(row("t")) == set(ROW_COLUMNS)
+def test_the_worker_rows_carry_exactly_the_bound_columns() -> None:
+    """SQLite binds ROW_COLUMNS only: a column ticket_row gains must be added there too."""
+    message = decode(json.dumps({
+        "id": "m1", "platform": "x", "kind": "dm", "text": "where is lost property",
+        "created_at": "2026-11-21T10:00:00Z", "author": {"id": "u1"},
+        "account": {"handle": "@NorthShiresPolice", "type": "force"}}).encode(),
+        max_bytes=65536, received_at=datetime.now(UTC))
+    assert isinstance(message, InboundMessage)
+    decision = Decision("enquiry", "cc.enquiries", 4, 3600.0, 0.9, False, ("lost",))
+    worker_row, _body = ticket_row(message, decision, "v1", 1.0, 2.0)
+    assert set(worker_row) == set(ROW_COLUMNS) == set(row("t"))
 
 
 async def test_sqlite_worker_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
