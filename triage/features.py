@@ -112,9 +112,10 @@ class BatchNgrams(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.byte_bits = byte_bits
         self.min_df = min_df
 
-    def _runs(self, texts: Sequence[str]) -> tuple[list[tuple[bool, np.ndarray, np.ndarray]],
+    def runs(self, texts: Sequence[str]) -> tuple[list[tuple[bool, np.ndarray, np.ndarray]],
                                                     dict[str, Any]]:
-        """(is a word column, document index, column) runs, each in document order."""
+        """The batch's n-gram occurrences as (is a word column, document index, column) runs,
+        each in document order: what :meth:`transform` and :class:`Projection` are built on."""
         raw = batch_bytes(texts)
         seps_before = np.concatenate([[0], np.cumsum(raw == _SEP)])
         starts, ends = word_spans(raw)
@@ -136,7 +137,7 @@ class BatchNgrams(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return runs, spans
 
     def _columns(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        runs, spans = self._runs(texts)
+        runs, spans = self.runs(texts)
         spans["cols"] = [col for _, _, col in runs]
         if not runs:
             empty = np.zeros(0, dtype=np.int64)
@@ -222,7 +223,7 @@ class Projection:
         if n == 0:
             empty = np.zeros(0, dtype=np.int64)
             return scores, (empty, empty, np.zeros(0))
-        runs, _ = self.ngrams._runs(texts)
+        runs, _ = self.ngrams.runs(texts)
         # per block: sums of IDF-scaled weights, then of squared IDFs
         sums = {True: np.zeros((n, k + 1)), False: np.zeros((n, k + 1))}
         for is_word, doc, col in runs:

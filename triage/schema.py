@@ -171,7 +171,7 @@ def decode(body: bytes, *, max_bytes: int, received_at: datetime) -> InboundMess
     if isinstance(text, str) and not text.strip():
         return Rejection("empty_text", "text is empty")
     if data.get("received_at") is None:
-        data["received_at"] = received_at.isoformat()
+        data["received_at"] = received_at  # as is: formatting it to parse it again costs 4 us
     try:
         return InboundMessage.model_validate(data)
     except ValidationError as exc:
